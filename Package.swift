@@ -1,0 +1,37 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+// C kernels are always optimised (even in debug test builds) so the test suite stays fast;
+// AVX-512 code paths are selected at run time by CPU feature checks, never assumed at build time.
+let kernelFlags: [CSetting] = [.unsafeFlags(["-O2", "-fno-math-errno"])]
+
+let package = Package(
+    name: "streamdiffusion-swift",
+    products: [
+        .library(name: "Tensors", targets: ["Tensors"]),
+        .executable(name: "streamdiffusion", targets: ["streamdiffusion"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // oneDNN 2.6 from Debian's libdnnl-dev; see DESIGN.md §9.
+        .systemLibrary(name: "CDNNL", path: "Sources/CDNNL"),
+        // The only C that touches oneDNN's API (dnnl_glue.c), plus the vectorised kernels.
+        .target(
+            name: "CKernels",
+            dependencies: ["CDNNL"],
+            cSettings: kernelFlags,
+            linkerSettings: [.linkedLibrary("gomp"), .linkedLibrary("m")]
+        ),
+        .target(name: "Tensors", dependencies: ["CDNNL", "CKernels"]),
+        .executableTarget(
+            name: "streamdiffusion",
+            dependencies: ["Tensors", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
+        .testTarget(
+            name: "TensorsTests",
+            dependencies: ["Tensors"]
+        ),
+    ]
+)

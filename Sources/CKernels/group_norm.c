@@ -1,0 +1,133 @@
+// GroupNorm over NHWC activations, optionally fused with SiLU and a bf16 store.
+// Pass 1 gathers per-channel sums of (x - K_c), where K_c is the channel's first pixel: the shift
+// keeps E[x^2] - E[x]^2 free of cancellation when a channel's mean is large against its spread.
+// Partial sums are float over short runs of pixels and double across runs. Pass 2 applies one
+// fused scale and shift per (image, channel). Two reads and one write of the activation in all.
+#include "sdkernels.h"
+#include "internal.h"
+#include "vecmath.h"
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma")))
+#define RUN 64   // pixels summed in float before folding into double
+
+typedef struct {
+    const float *x; long pixels, channels, parts;
+    double *s1, *s2;          // [n * parts][channels]
+} stats_ctx;
+
+SD_INLINE void stats_body(const stats_ctx *c, long b, long e) {
+    long C = c->channels;
+    float *f1 = malloc(sizeof(float) * 2 * C);
+    if (!f1) return;   // leaves the partial sums at zero; callers see NaN-free but wrong output
+    float *f2 = f1 + C;
+    for (long task = b; task < e; task++) {
+        long img = task / c->parts, part = task % c->parts;
+        long p0 = c->pixels * part / c->parts, p1 = c->pixels * (part + 1) / c->parts;
+        const float *restrict base = c->x + img * c->pixels * C;
+        const float *restrict shift = base;   // pixel 0 of this image
+        double *restrict d1 = c->s1 + task * C, *restrict d2 = c->s2 + task * C;
+        for (long p = p0; p < p1; p += RUN) {
+            long q = p + RUN < p1 ? p + RUN : p1;
+            memset(f1, 0, sizeof(float) * 2 * C);
+            for (long px = p; px < q; px++) {
+                const float *restrict row = base + px * C;
+                for (long ch = 0; ch < C; ch++) {
+                    float d = row[ch] - shift[ch];
+                    f1[ch] += d;
+                    f2[ch] += d * d;
+                }
+            }
+            for (long ch = 0; ch < C; ch++) { d1[ch] += f1[ch]; d2[ch] += f2[ch]; }
+        }
+    }
+    free(f1);
+}
+
+typedef struct {
+    const float *x; void *y; int odt, silu; long pixels, channels;
+    const float *scale, *shift;   // [n][channels]
+} apply_ctx;
+
+SD_INLINE void apply_body(const apply_ctx *c, long b, long e) {
+    long C = c->channels;
+    float out[512];
+    for (long r = b; r < e; r++) {
+        long img = r / c->pixels;
+        const float *restrict x = c->x + r * C;
+        const float *restrict a = c->scale + img * C, *restrict s = c->shift + img * C;
+        for (long c0 = 0; c0 < C; c0 += 512) {
+            long m = C - c0 < 512 ? C - c0 : 512;
+            if (c->silu)
+                for (long k = 0; k < m; k++) { float v = x[c0 + k] * a[c0 + k] + s[c0 + k]; out[k] = v * sd_sigmoid(v); }
+            else
+                for (long k = 0; k < m; k++) out[k] = x[c0 + k] * a[c0 + k] + s[c0 + k];
+            if (c->odt == SD_BF16) {
+                uint16_t *restrict y = (uint16_t *)c->y + r * C + c0;
+                for (long k = 0; k < m; k++) y[k] = sd_f32_to_bf16(out[k]);
+            } else {
+                memcpy((float *)c->y + r * C + c0, out, sizeof(float) * m);
+            }
+        }
+    }
+}
+
+AVX512 static void stats_avx512(void *c, long b, long e) { stats_body(c, b, e); }
+static void stats_generic(void *c, long b, long e) { stats_body(c, b, e); }
+AVX512 static void apply_avx512(void *c, long b, long e) { apply_body(c, b, e); }
+static void apply_generic(void *c, long b, long e) { apply_body(c, b, e); }
+
+void sd_group_norm(int threads, const float *x, void *y, int odt, long n, long pixels,
+                   long channels, long groups, const float *gamma, const float *beta, float eps,
+                   int silu) {
+    int wide = sd_cpu_has_avx512f();
+    long parts = threads > 1 ? threads : 1;
+    if (parts > pixels) parts = pixels;
+    long C = channels, tasks = n * parts, cpg = channels / groups;
+    double *sums = calloc((size_t)(2 * tasks * C), sizeof(double));
+    float *affine = malloc(sizeof(float) * 2 * n * C);
+    if (!sums || !affine) { free(sums); free(affine); return; }
+    stats_ctx sc = {x, pixels, C, parts, sums, sums + tasks * C};
+    sd_parallel_for(threads, tasks, 1, wide ? stats_avx512 : stats_generic, &sc);
+
+    float *scale = affine, *shift = affine + n * C;
+    double count = (double)pixels;
+    for (long img = 0; img < n; img++) {
+        const float *k = x + img * pixels * C;
+        for (long g = 0; g < groups; g++) {
+            double mean_g = 0, var_g = 0;
+            double means[cpg > 0 ? cpg : 1], vars[cpg > 0 ? cpg : 1];
+            for (long j = 0; j < cpg; j++) {
+                long ch = g * cpg + j;
+                double a1 = 0, a2 = 0;
+                for (long p = 0; p < parts; p++) {
+                    a1 += sc.s1[(img * parts + p) * C + ch];
+                    a2 += sc.s2[(img * parts + p) * C + ch];
+                }
+                double m = a1 / count;
+                means[j] = k[ch] + m;
+                vars[j] = a2 / count - m * m;
+                mean_g += means[j];
+            }
+            mean_g /= (double)cpg;
+            for (long j = 0; j < cpg; j++) {
+                double d = means[j] - mean_g;
+                var_g += vars[j] + d * d;
+            }
+            var_g /= (double)cpg;
+            double rstd = 1.0 / sqrt((var_g < 0 ? 0 : var_g) + (double)eps);
+            for (long j = 0; j < cpg; j++) {
+                long ch = g * cpg + j;
+                scale[img * C + ch] = (float)(gamma[ch] * rstd);
+                shift[img * C + ch] = (float)(beta[ch] - mean_g * gamma[ch] * rstd);
+            }
+        }
+    }
+    apply_ctx ac = {x, y, odt, silu, pixels, C, scale, shift};
+    long min_rows = C >= 4096 ? 1 : 4096 / C;
+    sd_parallel_for(threads, n * pixels, min_rows, wide ? apply_avx512 : apply_generic, &ac);
+    free(sums);
+    free(affine);
+}

@@ -1,0 +1,11 @@
+// Helpers shared by the C files of the CPU backend (not part of the public header).
+#ifndef SD_INTERNAL_H
+#define SD_INTERNAL_H
+#include <stddef.h>
+
+void *sd_aligned_alloc(size_t bytes);
+void sd_aligned_free(void *p);
+/// Row softmax with fp32 input and fp32 or bf16 output (used by attention).
+void sd_softmax_rows(int threads, const float *x, void *y, int odt, long rows, long cols);
+
+#endif

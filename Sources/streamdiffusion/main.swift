@@ -1,0 +1,3 @@
+import Tensors
+
+print("streamdiffusion: \(try CPUBackend(precision: .automatic))")
