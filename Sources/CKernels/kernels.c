@@ -319,3 +319,15 @@ void sd_copy_columns(int threads, const void *x, long cx, void *y, long cy, long
     columns_ctx c = {x, y, cx, cy, offset, elem_size};
     sd_parallel_for(threads, pixels, 1024, columns_task(), &c);
 }
+
+typedef struct { const char *src; char *dst; } copy_ctx;
+
+static void copy_task(void *c, long b, long e) {
+    const copy_ctx *cc = c;
+    memcpy(cc->dst + b, cc->src + b, (size_t)(e - b));
+}
+
+void sd_copy(int threads, const void *src, void *dst, long bytes) {
+    copy_ctx c = {src, dst};
+    sd_parallel_for(threads, bytes, 1 << 16, copy_task, &c);
+}

@@ -105,6 +105,8 @@ void sd_geglu(int threads, const float *x, void *y, int odt, long rows, long f);
 void sd_softmax(int threads, const float *x, float *y, long rows, long cols);
 /// NHWC nearest 2x: [n, h, w, c] -> [n, 2h, 2w, c].
 void sd_upsample_nearest2x(int threads, const float *x, float *y, long n, long h, long w, long c);
+/// Parallel memcpy (the bandwidth yardstick for memory-bound ops).
+void sd_copy(int threads, const void *src, void *dst, long bytes);
 /// Copies `x` ([pixels, cx]) into columns [offset, offset + cx) of y ([pixels, cy]).
 void sd_copy_columns(int threads, const void *x, long cx, void *y, long cy, long offset,
                      long pixels, long elem_size);

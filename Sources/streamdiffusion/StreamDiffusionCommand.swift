@@ -1,0 +1,18 @@
+import ArgumentParser
+
+@main
+struct StreamDiffusionCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "streamdiffusion",
+        abstract: "Real-time Stable Diffusion streams (StreamDiffusion) in native Swift.",
+        subcommands: [BenchCommand.self]
+    )
+}
+
+struct BenchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Benchmarks on this machine, optionally side by side with PyTorch.",
+        subcommands: [OpsBenchCommand.self]
+    )
+}

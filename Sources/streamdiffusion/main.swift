@@ -1,3 +1,0 @@
-import Tensors
-
-print("streamdiffusion: \(try CPUBackend(precision: .automatic))")
