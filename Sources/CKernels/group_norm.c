@@ -18,32 +18,38 @@ typedef struct {
     double *s1, *s2;          // [n * parts][channels]
 } stats_ctx;
 
+/// Channels are walked in blocks of 64 (four AVX-512 registers per sum) across a run of pixels,
+/// so the running sums stay in registers rather than in memory.
+#define CBLOCK 64
 SD_INLINE void stats_body(const stats_ctx *c, long b, long e) {
     long C = c->channels;
-    float *f1 = malloc(sizeof(float) * 2 * C);
-    if (!f1) return;   // leaves the partial sums at zero; callers see NaN-free but wrong output
-    float *f2 = f1 + C;
     for (long task = b; task < e; task++) {
         long img = task / c->parts, part = task % c->parts;
         long p0 = c->pixels * part / c->parts, p1 = c->pixels * (part + 1) / c->parts;
         const float *restrict base = c->x + img * c->pixels * C;
-        const float *restrict shift = base;   // pixel 0 of this image
         double *restrict d1 = c->s1 + task * C, *restrict d2 = c->s2 + task * C;
-        for (long p = p0; p < p1; p += RUN) {
-            long q = p + RUN < p1 ? p + RUN : p1;
-            memset(f1, 0, sizeof(float) * 2 * C);
-            for (long px = p; px < q; px++) {
-                const float *restrict row = base + px * C;
-                for (long ch = 0; ch < C; ch++) {
-                    float d = row[ch] - shift[ch];
-                    f1[ch] += d;
-                    f2[ch] += d * d;
+        for (long c0 = 0; c0 < C; c0 += CBLOCK) {
+            long w = C - c0 < CBLOCK ? C - c0 : CBLOCK;
+            float shift[CBLOCK] = {0};
+            for (long j = 0; j < w; j++) shift[j] = base[c0 + j];   // pixel 0 of this image
+            for (long p = p0; p < p1; p += RUN) {
+                long q = p + RUN < p1 ? p + RUN : p1;
+                float f1[CBLOCK] = {0}, f2[CBLOCK] = {0};
+                if (w == CBLOCK) {
+                    for (long px = p; px < q; px++) {
+                        const float *restrict row = base + px * C + c0;
+                        for (long j = 0; j < CBLOCK; j++) { float d = row[j] - shift[j]; f1[j] += d; f2[j] += d * d; }
+                    }
+                } else {
+                    for (long px = p; px < q; px++) {
+                        const float *restrict row = base + px * C + c0;
+                        for (long j = 0; j < w; j++) { float d = row[j] - shift[j]; f1[j] += d; f2[j] += d * d; }
+                    }
                 }
+                for (long j = 0; j < w; j++) { d1[c0 + j] += f1[j]; d2[c0 + j] += f2[j]; }
             }
-            for (long ch = 0; ch < C; ch++) { d1[ch] += f1[ch]; d2[ch] += f2[ch]; }
         }
     }
-    free(f1);
 }
 
 typedef struct {
@@ -58,6 +64,11 @@ SD_INLINE void apply_body(const apply_ctx *c, long b, long e) {
         long img = r / c->pixels;
         const float *restrict x = c->x + r * C;
         const float *restrict a = c->scale + img * C, *restrict s = c->shift + img * C;
+        if (c->odt == SD_F32 && !c->silu) {
+            float *restrict y = (float *)c->y + r * C;
+            for (long k = 0; k < C; k++) y[k] = x[k] * a[k] + s[k];
+            continue;
+        }
         for (long c0 = 0; c0 < C; c0 += 512) {
             long m = C - c0 < 512 ? C - c0 : 512;
             if (c->silu)

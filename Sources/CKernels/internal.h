@@ -5,7 +5,10 @@
 
 void *sd_aligned_alloc(size_t bytes);
 void sd_aligned_free(void *p);
-/// Row softmax with fp32 input and fp32 or bf16 output (used by attention).
-void sd_softmax_rows(int threads, const float *x, void *y, int odt, long rows, long cols);
+/// Row softmax with fp32 input and fp32 or bf16 output. With `inv_sums`, rows hold exp(x - max)
+/// unnormalised and 1/sum goes to inv_sums[row] (used by attention).
+void sd_softmax_rows(int threads, const float *x, void *y, int odt, long rows, long cols, float *inv_sums);
+/// out[i, h*dh + d] *= inv[h * rows + i] for an attention output block of `rows` query rows.
+void sd_rescale_heads(int threads, float *out, const float *inv, long rows, long heads, long dh, long width);
 
 #endif

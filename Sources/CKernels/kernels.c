@@ -168,53 +168,88 @@ void sd_binary(int threads, int op, int rank, const long *shape, const float *a,
 
 // ------------------------------------------------------------------------------ softmax
 
-typedef struct { const float *x; void *y; int odt; long cols; } softmax_ctx;
+typedef struct { const float *x; void *y; int odt; long cols; float *inv_sums; } softmax_ctx;
 
+SD_INLINE float row_max(const float *restrict x, long n) {
+    float lanes[16];
+    for (int j = 0; j < 16; j++) lanes[j] = -INFINITY;
+    long i = 0;
+    for (; i + 16 <= n; i += 16)
+        for (int j = 0; j < 16; j++) lanes[j] = x[i + j] > lanes[j] ? x[i + j] : lanes[j];
+    // The tail runs as one padded vector step too: scalar tails dominated 77-key rows.
+    long rem = n - i;
+    for (int j = 0; j < 16; j++) { float v = j < rem ? x[i + j < n ? i + j : n - 1] : -INFINITY; lanes[j] = v > lanes[j] ? v : lanes[j]; }
+    float mx = -INFINITY;
+    for (int j = 0; j < 16; j++) mx = lanes[j] > mx ? lanes[j] : mx;
+    return mx;
+}
+
+/// Writes exp(x - max) (fp32 or bf16) and returns the sum of the fp32 values.
+SD_INLINE float row_exp(const float *restrict x, void *y, int odt, long n, float mx) {
+    float acc[16] = {0}, sum = 0, tail[16];
+    long i = 0;
+    for (; i + 16 <= n; i += 16) {
+        float e[16];
+        for (int j = 0; j < 16; j++) { e[j] = sd_exp(x[i + j] - mx); acc[j] += e[j]; }
+        if (odt == SD_F32) memcpy((float *)y + i, e, sizeof e);
+        else for (int j = 0; j < 16; j++) ((uint16_t *)y)[i + j] = sd_f32_to_bf16(e[j]);
+    }
+    long rem = n - i;
+    if (rem > 0) {
+        for (int j = 0; j < 16; j++) {
+            float v = j < rem ? x[i + j < n ? i + j : n - 1] : mx;
+            tail[j] = sd_exp(v - mx);
+            acc[j] += j < rem ? tail[j] : 0.0f;
+        }
+        if (odt == SD_F32) memcpy((float *)y + i, tail, sizeof(float) * rem);
+        else for (long j = 0; j < rem; j++) ((uint16_t *)y)[i + j] = sd_f32_to_bf16(tail[j]);
+    }
+    for (int j = 0; j < 16; j++) sum += acc[j];
+    return sum;
+}
+
+/// With inv_sums, rows are left unnormalised and 1/sum is stored per row (attention scales its
+/// much smaller output instead); without, rows are normalised in place (fp32 only).
 SD_INLINE void softmax_body(const softmax_ctx *c, long b, long e) {
     long n = c->cols;
-    float tmp[512];
+    size_t esize = c->odt == SD_BF16 ? 2 : 4;
     for (long row = b; row < e; row++) {
-        const float *restrict x = c->x + row * n;
-        float lanes[16];
-        for (int j = 0; j < 16; j++) lanes[j] = -INFINITY;
-        long i = 0;
-        for (; i + 16 <= n; i += 16)
-            for (int j = 0; j < 16; j++) lanes[j] = x[i + j] > lanes[j] ? x[i + j] : lanes[j];
-        float mx = -INFINITY;
-        for (int j = 0; j < 16; j++) mx = lanes[j] > mx ? lanes[j] : mx;
-        for (; i < n; i++) mx = x[i] > mx ? x[i] : mx;
-        // exp in chunks through a stack buffer, so in-place fp32 and bf16 output share one path.
-        float sum = 0;
-        for (long s = 0; s < n; s += 512) {
-            long m = n - s < 512 ? n - s : 512;
-            float acc[16] = {0};
-            long k = 0;
-            for (; k + 16 <= m; k += 16)
-                for (int j = 0; j < 16; j++) { tmp[k + j] = sd_exp(x[s + k + j] - mx); acc[j] += tmp[k + j]; }
-            for (; k < m; k++) { tmp[k] = sd_exp(x[s + k] - mx); sum += tmp[k]; }
-            for (int j = 0; j < 16; j++) sum += acc[j];
-            if (c->odt == SD_F32) memcpy((float *)c->y + row * n + s, tmp, sizeof(float) * m);
-        }
+        const float *x = c->x + row * n;
+        void *y = (char *)c->y + esize * row * n;
+        float sum = row_exp(x, y, c->odt, n, row_max(x, n));
         float inv = 1.0f / sum;
-        if (c->odt == SD_F32) {
-            float *restrict y = (float *)c->y + row * n;
-            for (long k = 0; k < n; k++) y[k] *= inv;
-        } else {
-            uint16_t *restrict y = (uint16_t *)c->y + row * n;
-            for (long k = 0; k < n; k++) y[k] = sd_f32_to_bf16(sd_exp(x[k] - mx) * inv);
-        }
+        if (c->inv_sums) { c->inv_sums[row] = inv; continue; }
+        float *restrict o = y;
+        for (long k = 0; k < n; k++) o[k] *= inv;
     }
 }
 DISPATCH(softmax, softmax_ctx)
 
-void sd_softmax_rows(int threads, const float *x, void *y, int odt, long rows, long cols) {
-    softmax_ctx c = {x, y, odt, cols};
+void sd_softmax_rows(int threads, const float *x, void *y, int odt, long rows, long cols, float *inv_sums) {
+    softmax_ctx c = {x, y, odt, cols, inv_sums};
     long min_rows = cols >= 4096 ? 1 : 4096 / (cols ? cols : 1);
     sd_parallel_for(threads, rows, min_rows, softmax_task(), &c);
 }
 
 void sd_softmax(int threads, const float *x, float *y, long rows, long cols) {
-    sd_softmax_rows(threads, x, y, SD_F32, rows, cols);
+    sd_softmax_rows(threads, x, y, SD_F32, rows, cols, NULL);
+}
+
+typedef struct { float *out; const float *inv; long rows, heads, dh, width; } rescale_ctx;
+
+SD_INLINE void rescale_body(const rescale_ctx *c, long b, long e) {
+    for (long i = b; i < e; i++)
+        for (long h = 0; h < c->heads; h++) {
+            float s = c->inv[h * c->rows + i];
+            float *restrict o = c->out + i * c->width + h * c->dh;
+            for (long d = 0; d < c->dh; d++) o[d] *= s;
+        }
+}
+DISPATCH(rescale, rescale_ctx)
+
+void sd_rescale_heads(int threads, float *out, const float *inv, long rows, long heads, long dh, long width) {
+    rescale_ctx c = {out, inv, rows, heads, dh, width};
+    sd_parallel_for(threads, rows, 64, rescale_task(), &c);
 }
 
 // ------------------------------------------------------------------------------ layer norm
