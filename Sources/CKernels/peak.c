@@ -7,7 +7,7 @@ extern void GOMP_parallel(void (*fn)(void *), void *data, unsigned num_threads, 
 
 typedef struct { long iterations; int bf16; volatile float sink; } peak_job;
 
-#define CHAINS 12
+#define CHAINS 24   // enough independent chains to cover FMA latency x issue width
 
 __attribute__((target("avx512f,fma"))) static void peak_f32(peak_job *job) {
     __m512 acc[CHAINS];
