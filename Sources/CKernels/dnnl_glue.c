@@ -525,6 +525,24 @@ int sd_attention(sd_ctx *ctx, long n, long lq, long lk, long heads, long dh, con
                  long q_rs, const void *k, long k_rs, const void *v, long v_rs, int qkvdt,
                  float *out, float scale, char *err, size_t errlen) {
     omp_set_num_threads(ctx->threads);
+    if (sd_flash_attention_supported(dh, qkvdt == SD_BF16)) {
+        size_t bytes = sd_flash_scratch_bytes(n, lk, heads, dh, qkvdt == SD_BF16);
+        pthread_mutex_lock(&ctx->lock);
+        if (ctx->scratch_size < bytes) {
+            sd_aligned_free(ctx->scratch);
+            ctx->scratch = sd_aligned_alloc(bytes);
+            ctx->scratch_size = ctx->scratch ? bytes : 0;
+        }
+        if (!ctx->scratch) {
+            pthread_mutex_unlock(&ctx->lock);
+            set_err(err, errlen, "out of memory for attention");
+            return -1;
+        }
+        sd_flash_attention(ctx->threads, n, lq, lk, heads, dh, q, q_rs, k, k_rs, v, v_rs,
+                           qkvdt == SD_BF16, out, scale, ctx->scratch);
+        pthread_mutex_unlock(&ctx->lock);
+        return 0;
+    }
     long rows = attention_block_rows(lq, lk, heads);
     size_t esize = qkvdt == SD_BF16 ? 2 : 4;
     size_t scores = sizeof(float) * heads * rows * lk;

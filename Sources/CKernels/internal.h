@@ -11,4 +11,11 @@ void sd_softmax_rows(int threads, const float *x, void *y, int odt, long rows, l
 /// out[i, h*dh + d] *= inv[h * rows + i] for an attention output block of `rows` query rows.
 void sd_rescale_heads(int threads, float *out, const float *inv, long rows, long heads, long dh, long width);
 
+/// Fused flash-style attention (AVX-512; bf16 also needs AVX-512 BF16 and an even head dim).
+int sd_flash_attention_supported(long dh, int bf16);
+size_t sd_flash_scratch_bytes(long n, long lk, long heads, long dh, int bf16);
+void sd_flash_attention(int threads, long n, long lq, long lk, long heads, long dh, const void *q,
+                        long q_rs, const void *k, long k_rs, const void *v, long v_rs, int bf16,
+                        float *out, float scale, void *scratch);
+
 #endif

@@ -72,8 +72,11 @@ import Testing
     @Test(arguments: fastBackends)
     func attentionMatchesReference(fast: CPUBackend) throws {
         var rng = SeededRandom(seed: 3)
-        // (heads, head dim, query tokens, key tokens); covers head dim 160 and 77-token context.
-        let cases = [(1, 8, 5, 5), (5, 16, 37, 37), (2, 40, 19, 77), (2, 160, 9, 77), (3, 24, 70, 13), (8, 5, 300, 17)]
+        // (heads, head dim, query tokens, key tokens): head dims up to 160 and 77-token contexts run
+        // the fused kernel (partial key tiles, padded head dims, several query blocks); head dim 192
+        // runs the blocked oneDNN path used beyond 160 (the VAE's single 512-wide head).
+        let cases = [(1, 8, 5, 5), (5, 16, 37, 37), (2, 40, 19, 77), (2, 160, 9, 77), (3, 24, 70, 13), (8, 5, 300, 17),
+                     (2, 64, 130, 200), (1, 192, 20, 30)]
         for (heads, dim, lq, lk) in cases {
             let n = rng.int(1...2), width = heads * dim
             let (qf, qr) = try pair(rng.floats(n * lq * width, scale: 2), [n, lq, width], fast)
