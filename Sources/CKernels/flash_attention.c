@@ -74,22 +74,27 @@ static void pack_task(void *ctx, long b, long e) {
 
 // ------------------------------------------------------------------------------ vector maths
 
-/// exp(x) as in vecmath.h (Cephes, relative error < 2e-7), with VSCALEFPS for the 2^k factor.
-F32_TARGET static inline __attribute__((always_inline)) __m512 exp512(__m512 x) {
-    x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-87.0f)), _mm512_set1_ps(88.0f));
-    __m512 k = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
-                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 r = _mm512_fnmadd_ps(k, _mm512_set1_ps(0.693359375f), x);
-    r = _mm512_fnmadd_ps(k, _mm512_set1_ps(-2.12194440e-4f), r);
-    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
-    p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
-    return _mm512_scalef_ps(p, k);
-}
+/// 2^x for x <= 0 (scores minus their running max, in log2 units): 2^k by VSCALEFPS and 2^f,
+/// |f| <= 1/2, by its Taylor series. DEGREE 6 has relative error < 1.3e-7 (fp32 path); DEGREE 4 has
+/// < 4.3e-5, far below the 2^-9 rounding of the bf16 probabilities it feeds.
+#define EXP2(NAME, TARGET, DEGREE)                                                                  \
+    TARGET static inline __attribute__((always_inline)) __m512 NAME(__m512 x) {                     \
+        x = _mm512_max_ps(x, _mm512_set1_ps(-126.0f));                                              \
+        __m512 k = _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);          \
+        __m512 f = _mm512_sub_ps(x, k);                                                             \
+        __m512 p = DEGREE == 6 ? _mm512_set1_ps(1.5403530393381608e-4f) : _mm512_set1_ps(9.618129107628477e-3f); \
+        if (DEGREE == 6) {                                                                          \
+            p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.3333558146428443e-3f));                     \
+            p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(9.618129107628477e-3f));                      \
+        }                                                                                           \
+        p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(5.550410866482158e-2f));                          \
+        p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(2.402265069591007e-1f));                          \
+        p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(6.931471805599453e-1f));                          \
+        p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f));                                           \
+        return _mm512_scalef_ps(p, k);                                                              \
+    }
+EXP2(exp2_f32, F32_TARGET, 6)
+EXP2(exp2_bf16, F32_TARGET, 4)
 
 typedef struct {
     float m[ROWS];            // running max per row
@@ -98,14 +103,16 @@ typedef struct {
 
 /// Turns one tile of scores s[ROWS][4] into probabilities (in place), updating the running max and
 /// sums; alpha[r] receives the factor the row's output accumulated so far must be scaled by.
+/// Scores are scaled by scale·log2(e) so the running max, the rescale factors and the
+/// probabilities all come from 2^x.
 F32_TARGET static inline __attribute__((always_inline)) void
-online_softmax(__m512 s[ROWS][4], online_state *st, float alpha[16], float scale, long valid) {
+online_softmax(__m512 s[ROWS][4], online_state *st, float alpha[16], float scale, long valid, int bf16) {
     __mmask16 mask[4];
     for (int c = 0; c < 4; c++) {
         long left = valid - 16 * c;
         mask[c] = left >= 16 ? (__mmask16)0xFFFF : (left <= 0 ? 0 : (__mmask16)((1u << left) - 1));
     }
-    const __m512 sc = _mm512_set1_ps(scale), ninf = _mm512_set1_ps(-INFINITY);
+    const __m512 sc = _mm512_set1_ps(scale * 1.44269504088896341f), ninf = _mm512_set1_ps(-INFINITY);
     float m_old[16] = {0}, m_new[16] = {0};
 #pragma clang loop unroll(full)
     for (int r = 0; r < ROWS; r++) {
@@ -116,8 +123,8 @@ online_softmax(__m512 s[ROWS][4], online_state *st, float alpha[16], float scale
         m_old[r] = st->m[r];
         m_new[r] = tile_max > m_old[r] ? tile_max : m_old[r];
     }
-    // One vector exp gives every row's rescale factor; a row's first tile gets exp(-inf) = 0.
-    _mm512_storeu_ps(alpha, exp512(_mm512_sub_ps(_mm512_loadu_ps(m_old), _mm512_loadu_ps(m_new))));
+    // One vector exp gives every row's rescale factor; a row's first tile gets 2^-inf = 0.
+    _mm512_storeu_ps(alpha, exp2_f32(_mm512_sub_ps(_mm512_loadu_ps(m_old), _mm512_loadu_ps(m_new))));
 #pragma clang loop unroll(full)
     for (int r = 0; r < ROWS; r++) {
         st->m[r] = m_new[r];
@@ -125,7 +132,9 @@ online_softmax(__m512 s[ROWS][4], online_state *st, float alpha[16], float scale
         __m512 sum = _mm512_setzero_ps();
 #pragma clang loop unroll(full)
         for (int c = 0; c < 4; c++) {
-            s[r][c] = _mm512_maskz_mov_ps(mask[c], exp512(_mm512_sub_ps(s[r][c], mv)));
+            if (mask[c] == 0) { s[r][c] = _mm512_setzero_ps(); continue; }   // past the last key
+            __m512 x = _mm512_sub_ps(s[r][c], mv);
+            s[r][c] = _mm512_maskz_mov_ps(mask[c], bf16 ? exp2_bf16(x) : exp2_f32(x));
             sum = _mm512_add_ps(sum, s[r][c]);
         }
         st->l[r] = _mm512_fmadd_ps(st->l[r], _mm512_set1_ps(alpha[r]), sum);
@@ -134,26 +143,25 @@ online_softmax(__m512 s[ROWS][4], online_state *st, float alpha[16], float scale
 
 // ------------------------------------------------------------------------------ fp32 micro-kernels
 
-/// s[r][c] = sum_d q[r][d] * kt[d][c*16 .. c*16+15]
-F32_TARGET static inline void scores_f32(const float *q, const float *kt, long dp, long lkp, __m512 s[ROWS][4]) {
-#pragma clang loop unroll(full)
-    for (int r = 0; r < ROWS; r++)
-#pragma clang loop unroll(full)
-        for (int c = 0; c < 4; c++) s[r][c] = _mm512_setzero_ps();
-    for (long d = 0; d < dp; d++) {
-        const float *row = kt + d * lkp;
-        __m512 k0 = _mm512_loadu_ps(row), k1 = _mm512_loadu_ps(row + 16);
-        __m512 k2 = _mm512_loadu_ps(row + 32), k3 = _mm512_loadu_ps(row + 48);
-#pragma clang loop unroll(full)
-        for (int r = 0; r < ROWS; r++) {
-            __m512 b = _mm512_set1_ps(q[r * dp + d]);
-            s[r][0] = _mm512_fmadd_ps(b, k0, s[r][0]);
-            s[r][1] = _mm512_fmadd_ps(b, k1, s[r][1]);
-            s[r][2] = _mm512_fmadd_ps(b, k2, s[r][2]);
-            s[r][3] = _mm512_fmadd_ps(b, k3, s[r][3]);
-        }
+/// s[r][c] = sum_d q[r][d] * kt[d][c*16 .. c*16+15] for the first NK key vectors (the others of a
+/// short last tile are masked off by the softmax and left at zero here).
+#define SCORES_F32(NK)                                                                              \
+    F32_TARGET static inline void scores_f32_##NK(const float *q, const float *kt, long dp, long lkp, \
+                                                  __m512 s[ROWS][4]) {                              \
+        _Pragma("clang loop unroll(full)") for (int r = 0; r < ROWS; r++)                           \
+            _Pragma("clang loop unroll(full)") for (int c = 0; c < 4; c++) s[r][c] = _mm512_setzero_ps(); \
+        for (long d = 0; d < dp; d++) {                                                             \
+            __m512 k[NK];                                                                           \
+            _Pragma("clang loop unroll(full)") for (int c = 0; c < NK; c++)                         \
+                k[c] = _mm512_loadu_ps(kt + d * lkp + 16 * c);                                      \
+            _Pragma("clang loop unroll(full)") for (int r = 0; r < ROWS; r++) {                     \
+                __m512 b = _mm512_set1_ps(q[r * dp + d]);                                           \
+                _Pragma("clang loop unroll(full)") for (int c = 0; c < NK; c++)                     \
+                    s[r][c] = _mm512_fmadd_ps(b, k[c], s[r][c]);                                    \
+            }                                                                                       \
+        }                                                                                           \
     }
-}
+SCORES_F32(1) SCORES_F32(2) SCORES_F32(3) SCORES_F32(4)
 
 /// o[r][dc .. dc+16*NV) = alpha[r] * o + sum_j p[r][j] * v[j][dc ..], for NV = 1..4 vectors.
 #define PV_F32(NV)                                                                                  \
@@ -184,25 +192,23 @@ PV_F32(1) PV_F32(2) PV_F32(3) PV_F32(4)
 // ------------------------------------------------------------------------------ bf16 micro-kernels
 
 /// As scores_f32 with pairs of d: q2[r][pair] holds two bf16, kt[pair][key][2].
-BF16_TARGET static inline void scores_bf16(const uint32_t *q2, const uint16_t *kt, long dp, long lkp, __m512 s[ROWS][4]) {
-#pragma clang loop unroll(full)
-    for (int r = 0; r < ROWS; r++)
-#pragma clang loop unroll(full)
-        for (int c = 0; c < 4; c++) s[r][c] = _mm512_setzero_ps();
-    for (long pr = 0; pr < dp / 2; pr++) {
-        const uint16_t *row = kt + pr * lkp * 2;
-        __m512bh k0 = (__m512bh)_mm512_loadu_si512(row), k1 = (__m512bh)_mm512_loadu_si512(row + 32);
-        __m512bh k2 = (__m512bh)_mm512_loadu_si512(row + 64), k3 = (__m512bh)_mm512_loadu_si512(row + 96);
-#pragma clang loop unroll(full)
-        for (int r = 0; r < ROWS; r++) {
-            __m512bh b = (__m512bh)_mm512_set1_epi32((int)q2[r * (dp / 2) + pr]);
-            s[r][0] = _mm512_dpbf16_ps(s[r][0], b, k0);
-            s[r][1] = _mm512_dpbf16_ps(s[r][1], b, k1);
-            s[r][2] = _mm512_dpbf16_ps(s[r][2], b, k2);
-            s[r][3] = _mm512_dpbf16_ps(s[r][3], b, k3);
-        }
+#define SCORES_BF16(NK)                                                                             \
+    BF16_TARGET static inline void scores_bf16_##NK(const uint32_t *q2, const uint16_t *kt, long dp, \
+                                                    long lkp, __m512 s[ROWS][4]) {                  \
+        _Pragma("clang loop unroll(full)") for (int r = 0; r < ROWS; r++)                           \
+            _Pragma("clang loop unroll(full)") for (int c = 0; c < 4; c++) s[r][c] = _mm512_setzero_ps(); \
+        for (long pr = 0; pr < dp / 2; pr++) {                                                      \
+            __m512bh k[NK];                                                                         \
+            _Pragma("clang loop unroll(full)") for (int c = 0; c < NK; c++)                         \
+                k[c] = (__m512bh)_mm512_loadu_si512(kt + pr * lkp * 2 + 32 * c);                    \
+            _Pragma("clang loop unroll(full)") for (int r = 0; r < ROWS; r++) {                     \
+                __m512bh b = (__m512bh)_mm512_set1_epi32((int)q2[r * (dp / 2) + pr]);               \
+                _Pragma("clang loop unroll(full)") for (int c = 0; c < NK; c++)                     \
+                    s[r][c] = _mm512_dpbf16_ps(s[r][c], b, k[c]);                                   \
+            }                                                                                       \
+        }                                                                                           \
     }
-}
+SCORES_BF16(1) SCORES_BF16(2) SCORES_BF16(3) SCORES_BF16(4)
 
 /// As pv_f32 with pairs of keys: p2[r][key pair] holds two bf16 probabilities, v[key pair][d][2].
 #define PV_BF16(NV)                                                                                 \
@@ -273,9 +279,8 @@ typedef struct {
                 for (int mt = 0; mt < tiles; mt++) {                                                \
                     __m512 s[ROWS][4];                                                              \
                     float alpha[16];                                                                \
-                    if (IS_BF16) scores_bf16((const uint32_t *)ts.q[mt], (const uint16_t *)kt + k0 * 2, dp, lkp, s); \
-                    else scores_f32(ts.q[mt], (const float *)kt + k0, dp, lkp, s);                  \
-                    online_softmax(s, &ts.st[mt], alpha, j->scale, valid);                          \
+                    SCORES_CALL(IS_BF16, keys / 16)                                                 \
+                    online_softmax(s, &ts.st[mt], alpha, j->scale, valid, IS_BF16);                          \
                     for (int r = 0; r < ROWS; r++)                                                  \
                         for (int c = 0; c < 4; c++) {                                               \
                             if (IS_BF16) _mm256_storeu_si256((__m256i *)((uint16_t *)ts.p + r * KEYS + 16 * c), \
@@ -296,6 +301,26 @@ typedef struct {
                     float *dst = j->out + (img * j->lq + i) * width + h * dh;                       \
                     for (long d = 0; d < dh; d++) dst[d] = ts.o[mt][r * dp + d] * inv;              \
                 }                                                                                   \
+        }                                                                                           \
+    }
+
+#define SCORES_CALL(IS_BF16, nk)                                                                    \
+    if (IS_BF16) {                                                                                  \
+        const uint32_t *q2 = (const uint32_t *)ts.q[mt];                                            \
+        const uint16_t *k2 = (const uint16_t *)kt + k0 * 2;                                         \
+        switch (nk) {                                                                               \
+        case 4: scores_bf16_4(q2, k2, dp, lkp, s); break;                                           \
+        case 3: scores_bf16_3(q2, k2, dp, lkp, s); break;                                           \
+        case 2: scores_bf16_2(q2, k2, dp, lkp, s); break;                                           \
+        default: scores_bf16_1(q2, k2, dp, lkp, s); break;                                          \
+        }                                                                                           \
+    } else {                                                                                        \
+        const float *k4 = (const float *)kt + k0;                                                   \
+        switch (nk) {                                                                               \
+        case 4: scores_f32_4(ts.q[mt], k4, dp, lkp, s); break;                                      \
+        case 3: scores_f32_3(ts.q[mt], k4, dp, lkp, s); break;                                      \
+        case 2: scores_f32_2(ts.q[mt], k4, dp, lkp, s); break;                                      \
+        default: scores_f32_1(ts.q[mt], k4, dp, lkp, s); break;                                     \
         }                                                                                           \
     }
 
