@@ -35,24 +35,25 @@ struct sd_ctx {
     size_t scratch_size;
 };
 
-struct sd_conv {
-    sd_ctx *ctx;
-    int oc, ic, kh, kw, sh, sw, pt, pl, pb, pr, wdt;
+/// Weights packed for oneDNN plus the primitives that use them, one per input shape.
+typedef struct {
     dnnl_memory_desc_t packed_md;
     void *packed;
     float *bias;
     cache_entry *cache;
     const char *impl;
+} packed_weights;
+
+struct sd_conv {
+    sd_ctx *ctx;
+    int oc, ic, kh, kw, sh, sw, pt, pl, pb, pr, wdt, has_bias;
+    packed_weights pw;
 };
 
 struct sd_linear {
     sd_ctx *ctx;
-    int out, in, wdt;
-    dnnl_memory_desc_t packed_md;
-    void *packed;
-    float *bias;
-    cache_entry *cache;
-    const char *impl;
+    int out, in, wdt, has_bias;
+    packed_weights pw;
 };
 
 static void set_err(char *err, size_t errlen, const char *fmt, ...) {
@@ -154,6 +155,73 @@ fail:
     return rc;
 }
 
+/// Caller holds ctx->lock. Makes the primitive of `pd` (whose ownership it takes) and caches it
+/// under `key`, reordering the packed weights when this shape wants another layout.
+static cache_entry *adopt_primitive(sd_ctx *ctx, packed_weights *pw, const long *key,
+                                    dnnl_primitive_desc_t pd, char *err, size_t errlen) {
+    const dnnl_memory_desc_t *want = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
+    void *weights = NULL;
+    dnnl_primitive_t prim = NULL;
+    cache_entry *e = NULL;
+    if (!dnnl_memory_desc_equal(want, &pw->packed_md)) {
+        weights = sd_aligned_alloc(dnnl_memory_desc_get_size(want));
+        if (!weights) { set_err(err, errlen, "out of memory"); goto fail; }
+        if (reorder(ctx, &pw->packed_md, pw->packed, want, weights, err, errlen) != 0) goto fail;
+    }
+    CHECK(dnnl_primitive_create(&prim, pd), "primitive");
+    e = cache_insert(&pw->cache, key, prim, weights);
+    if (e) { dnnl_primitive_desc_destroy(pd); return e; }
+    set_err(err, errlen, "out of memory");
+fail:
+    if (prim) dnnl_primitive_destroy(prim);
+    sd_aligned_free(weights);
+    dnnl_primitive_desc_destroy(pd);
+    return NULL;
+}
+
+/// Caller holds ctx->lock. Runs a cached weighted primitive: src, weights, bias, dst and an optional
+/// binary post-op operand (`post_md`, `post`).
+static int run_weighted(sd_ctx *ctx, packed_weights *pw, cache_entry *e, const void *src, void *dst,
+                        const dnnl_memory_desc_t *post_md, const void *post, char *err, size_t errlen) {
+    pw->impl = impl_name(e->prim);
+    const_dnnl_primitive_desc_t pd;
+    dnnl_primitive_get_primitive_desc(e->prim, &pd);
+    exec_arg args[5] = {
+        {DNNL_ARG_SRC, dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0), src},
+        {DNNL_ARG_WEIGHTS, dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0),
+         e->weights ? e->weights : pw->packed},
+        {DNNL_ARG_DST, dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0), dst},
+    };
+    int count = 3;
+    if (pw->bias)
+        args[count++] = (exec_arg){DNNL_ARG_BIAS, dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 1), pw->bias};
+    if (post)
+        args[count++] = (exec_arg){DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1, post_md, post};
+    return execute(ctx, e->prim, args, count, err, errlen);
+}
+
+/// Packs `user` (plain fp32 weights described by user_md) into the layout `pd` asks for.
+static int pack_weights(sd_ctx *ctx, packed_weights *pw, dnnl_primitive_desc_t pd,
+                        const dnnl_memory_desc_t *user_md, const void *user, const float *bias, long bias_count,
+                        char *err, size_t errlen) {
+    pw->impl = "none";
+    if (bias) {
+        pw->bias = sd_aligned_alloc(sizeof(float) * bias_count);
+        if (!pw->bias) { set_err(err, errlen, "out of memory"); return -1; }
+        memcpy(pw->bias, bias, sizeof(float) * bias_count);
+    }
+    pw->packed_md = *dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
+    pw->packed = sd_aligned_alloc(dnnl_memory_desc_get_size(&pw->packed_md));
+    if (!pw->packed) { set_err(err, errlen, "out of memory packing weights"); return -1; }
+    return reorder(ctx, user_md, user, &pw->packed_md, pw->packed, err, errlen);
+}
+
+static void release_weights(packed_weights *pw) {
+    cache_free(pw->cache);
+    sd_aligned_free(pw->packed);
+    sd_aligned_free(pw->bias);
+}
+
 // ------------------------------------------------------------------------------------ context
 
 sd_ctx *sd_ctx_create(int threads, char *err, size_t errlen) {
@@ -200,38 +268,50 @@ const char *sd_dnnl_isa_name(void) {
 
 static int conv_out(int in, int k, int s, int p0, int p1) { return (in + p0 + p1 - k) / s + 1; }
 
-/// Builds a forward-inference convolution descriptor for an NHWC batch of n x h x w.
+/// The binary post-op operand of a convolution: [n, oc] per image and channel (kind 1) or the full
+/// output (kind 2), NHWC fp32.
+static void conv_addend_md(const sd_conv *c, int n, int h, int w, int kind, dnnl_memory_desc_t *md) {
+    int oh = conv_out(h, c->kh, c->sh, c->pt, c->pb), ow = conv_out(w, c->kw, c->sw, c->pl, c->pr);
+    dnnl_dims_t ad = {n, c->oc, kind == 1 ? 1 : oh, kind == 1 ? 1 : ow};
+    dnnl_memory_desc_init_by_tag(md, 4, ad, dnnl_f32, dnnl_nhwc);
+}
+
+/// Creates a primitive descriptor with `post` (may be NULL) as a binary-add post-op operand.
+static dnnl_status_t with_post_add(const_dnnl_op_desc_t desc, const dnnl_memory_desc_t *post,
+                                   dnnl_engine_t engine, dnnl_primitive_desc_t *pd) {
+    dnnl_primitive_attr_t attr = NULL;
+    dnnl_post_ops_t ops = NULL;
+    if (post) {
+        dnnl_primitive_attr_create(&attr);
+        dnnl_post_ops_create(&ops);
+        dnnl_post_ops_append_binary(ops, dnnl_binary_add, post);
+        dnnl_primitive_attr_set_post_ops(attr, ops);
+    }
+    dnnl_status_t st = dnnl_primitive_desc_create(pd, desc, attr, engine, NULL);
+    if (ops) dnnl_post_ops_destroy(ops);
+    if (attr) dnnl_primitive_attr_destroy(attr);
+    return st;
+}
+
+/// Forward-inference convolution descriptor for an NHWC batch of n x h x w, weights in format "any".
 static dnnl_status_t conv_pd(sd_conv *c, int n, int h, int w, int sdt, int ddt, int addend_kind,
-                             const dnnl_memory_desc_t *weights_md, dnnl_primitive_desc_t *pd) {
+                             dnnl_primitive_desc_t *pd) {
     int oh = conv_out(h, c->kh, c->sh, c->pt, c->pb), ow = conv_out(w, c->kw, c->sw, c->pl, c->pr);
     dnnl_memory_desc_t src, wei, bias, dst, add;
     dnnl_dims_t sd = {n, c->ic, h, w}, wd = {c->oc, c->ic, c->kh, c->kw}, bd = {c->oc},
                 dd = {n, c->oc, oh, ow};
     dnnl_dims_t strides = {c->sh, c->sw}, pl = {c->pt, c->pl}, pr = {c->pb, c->pr};
     dnnl_memory_desc_init_by_tag(&src, 4, sd, dt_of(sdt), dnnl_nhwc);
-    if (weights_md) wei = *weights_md;
-    else dnnl_memory_desc_init_by_tag(&wei, 4, wd, dt_of(c->wdt), dnnl_format_tag_any);
+    dnnl_memory_desc_init_by_tag(&wei, 4, wd, dt_of(c->wdt), dnnl_format_tag_any);
     dnnl_memory_desc_init_by_tag(&bias, 1, bd, dnnl_f32, dnnl_a);
     dnnl_memory_desc_init_by_tag(&dst, 4, dd, dt_of(ddt), dnnl_nhwc);
     dnnl_convolution_desc_t desc;
     dnnl_status_t st = dnnl_convolution_forward_desc_init(
-        &desc, dnnl_forward_inference, dnnl_convolution_direct, &src, &wei, c->bias ? &bias : NULL,
+        &desc, dnnl_forward_inference, dnnl_convolution_direct, &src, &wei, c->has_bias ? &bias : NULL,
         &dst, strides, pl, pr);
     if (st != dnnl_success) return st;
-    dnnl_primitive_attr_t attr = NULL;
-    dnnl_post_ops_t ops = NULL;
-    if (addend_kind) {
-        dnnl_dims_t ad = {n, c->oc, addend_kind == 1 ? 1 : oh, addend_kind == 1 ? 1 : ow};
-        dnnl_memory_desc_init_by_tag(&add, 4, ad, dnnl_f32, dnnl_nhwc);
-        dnnl_primitive_attr_create(&attr);
-        dnnl_post_ops_create(&ops);
-        dnnl_post_ops_append_binary(ops, dnnl_binary_add, &add);
-        dnnl_primitive_attr_set_post_ops(attr, ops);
-    }
-    st = dnnl_primitive_desc_create(pd, &desc, attr, c->ctx->engine, NULL);
-    if (ops) dnnl_post_ops_destroy(ops);
-    if (attr) dnnl_primitive_attr_destroy(attr);
-    return st;
+    if (addend_kind) conv_addend_md(c, n, h, w, addend_kind, &add);
+    return with_post_add(&desc, addend_kind ? &add : NULL, c->ctx->engine, pd);
 }
 
 sd_conv *sd_conv_create(sd_ctx *ctx, const float *weight_oihw, const float *bias, int oc, int ic,
@@ -240,24 +320,16 @@ sd_conv *sd_conv_create(sd_ctx *ctx, const float *weight_oihw, const float *bias
     sd_conv *c = calloc(1, sizeof(sd_conv));
     dnnl_primitive_desc_t pd = NULL;
     if (!c) { set_err(err, errlen, "out of memory"); return NULL; }
-    *c = (sd_conv){ctx, oc, ic, kh, kw, stride_h, stride_w, pad_top, pad_left, pad_bottom, pad_right, wdt};
-    c->impl = "none";
+    *c = (sd_conv){ctx, oc, ic, kh, kw, stride_h, stride_w, pad_top, pad_left, pad_bottom, pad_right,
+                   wdt, bias != NULL};
     omp_set_num_threads(ctx->threads);
-    if (bias) {
-        c->bias = sd_aligned_alloc(sizeof(float) * oc);
-        if (!c->bias) { set_err(err, errlen, "out of memory"); goto fail; }
-        memcpy(c->bias, bias, sizeof(float) * oc);
-    }
     // Pack for a representative 32x32 input; other shapes reuse this layout when oneDNN agrees.
     int rep = 32 * stride_h;
-    CHECK(conv_pd(c, 1, rep, rep, wdt, SD_F32, 0, NULL, &pd), "convolution descriptor");
-    c->packed_md = *dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
-    c->packed = sd_aligned_alloc(dnnl_memory_desc_get_size(&c->packed_md));
-    if (!c->packed) { set_err(err, errlen, "out of memory packing weights"); goto fail; }
+    CHECK(conv_pd(c, 1, rep, rep, wdt, SD_F32, 0, &pd), "convolution descriptor");
     dnnl_memory_desc_t user;
     dnnl_dims_t wd = {oc, ic, kh, kw};
     dnnl_memory_desc_init_by_tag(&user, 4, wd, dnnl_f32, dnnl_oihw);
-    if (reorder(ctx, &user, weight_oihw, &c->packed_md, c->packed, err, errlen) != 0) goto fail;
+    if (pack_weights(ctx, &c->pw, pd, &user, weight_oihw, bias, oc, err, errlen) != 0) goto fail;
     dnnl_primitive_desc_destroy(pd);
     return c;
 fail:
@@ -269,7 +341,8 @@ fail:
 int sd_conv_forward(sd_conv *c, const void *src, int sdt, int n, int h, int w, void *dst, int ddt,
                     const float *addend, int addend_kind, char *err, size_t errlen) {
     sd_ctx *ctx = c->ctx;
-    if (addend && addend_kind == 1 && n > 1) {
+    if (!addend) addend_kind = 0;
+    if (addend_kind == 1 && n > 1) {
         // oneDNN 2.6 applies an [n, oc, 1, 1] binary post-op as per-channel only (image 0's row for
         // every image), so per-image addends run one image at a time.
         int oh = conv_out(h, c->kh, c->sh, c->pt, c->pb), ow = conv_out(w, c->kw, c->sw, c->pl, c->pr);
@@ -281,49 +354,20 @@ int sd_conv_forward(sd_conv *c, const void *src, int sdt, int n, int h, int w, v
         return 0;
     }
     omp_set_num_threads(ctx->threads);
-    if (!addend) addend_kind = 0;
     long key[CACHE_KEY_LEN] = {n, h, w, sdt, ddt, addend_kind};
     dnnl_primitive_desc_t pd = NULL;
+    dnnl_memory_desc_t add;
     int rc = -1;
     pthread_mutex_lock(&ctx->lock);
-    cache_entry *e = cache_find(c->cache, key);
+    cache_entry *e = cache_find(c->pw.cache, key);
     if (!e) {
-        CHECK(conv_pd(c, n, h, w, sdt, ddt, addend_kind, NULL, &pd), "convolution descriptor");
-        const dnnl_memory_desc_t *want = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
-        void *weights = NULL;
-        if (!dnnl_memory_desc_equal(want, &c->packed_md)) {
-            weights = sd_aligned_alloc(dnnl_memory_desc_get_size(want));
-            if (!weights) { set_err(err, errlen, "out of memory"); goto fail; }
-            if (reorder(ctx, &c->packed_md, c->packed, want, weights, err, errlen) != 0) {
-                sd_aligned_free(weights);
-                goto fail;
-            }
-        }
-        dnnl_primitive_t prim;
-        CHECK(dnnl_primitive_create(&prim, pd), "convolution primitive");
-        e = cache_insert(&c->cache, key, prim, weights);
-        if (!e) { dnnl_primitive_destroy(prim); sd_aligned_free(weights); goto fail; }
+        CHECK(conv_pd(c, n, h, w, sdt, ddt, addend_kind, &pd), "convolution descriptor");
+        e = adopt_primitive(ctx, &c->pw, key, pd, err, errlen);
+        pd = NULL;
+        if (!e) goto fail;
     }
-    c->impl = impl_name(e->prim);
-    const_dnnl_primitive_desc_t epd;
-    dnnl_primitive_get_primitive_desc(e->prim, &epd);
-    exec_arg args[5] = {
-        {DNNL_ARG_SRC, dnnl_primitive_desc_query_md(epd, dnnl_query_src_md, 0), src},
-        {DNNL_ARG_WEIGHTS, dnnl_primitive_desc_query_md(epd, dnnl_query_weights_md, 0),
-         e->weights ? e->weights : c->packed},
-        {DNNL_ARG_DST, dnnl_primitive_desc_query_md(epd, dnnl_query_dst_md, 0), dst},
-    };
-    int count = 3;
-    if (c->bias)
-        args[count++] = (exec_arg){DNNL_ARG_BIAS, dnnl_primitive_desc_query_md(epd, dnnl_query_weights_md, 1), c->bias};
-    dnnl_memory_desc_t add;
-    if (addend_kind) {
-        int oh = conv_out(h, c->kh, c->sh, c->pt, c->pb), ow = conv_out(w, c->kw, c->sw, c->pl, c->pr);
-        dnnl_dims_t ad = {n, c->oc, addend_kind == 1 ? 1 : oh, addend_kind == 1 ? 1 : ow};
-        dnnl_memory_desc_init_by_tag(&add, 4, ad, dnnl_f32, dnnl_nhwc);
-        args[count++] = (exec_arg){DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1, &add, addend};
-    }
-    rc = execute(ctx, e->prim, args, count, err, errlen);
+    if (addend_kind) conv_addend_md(c, n, h, w, addend_kind, &add);
+    rc = run_weighted(ctx, &c->pw, e, src, dst, &add, addend_kind ? addend : NULL, err, errlen);
 fail:
     pthread_mutex_unlock(&ctx->lock);
     if (pd) dnnl_primitive_desc_destroy(pd);
@@ -332,40 +376,28 @@ fail:
 
 void sd_conv_destroy(sd_conv *c) {
     if (!c) return;
-    cache_free(c->cache);
-    sd_aligned_free(c->packed);
-    sd_aligned_free(c->bias);
+    release_weights(&c->pw);
     free(c);
 }
 
-const char *sd_conv_impl(const sd_conv *c) { return c->impl; }
+const char *sd_conv_impl(const sd_conv *c) { return c->pw.impl; }
 
 // ------------------------------------------------------------------------------------ linear
 
 static dnnl_status_t linear_pd(sd_linear *l, long m, int sdt, int ddt, int residual,
                                dnnl_primitive_desc_t *pd) {
-    dnnl_memory_desc_t src, wei, bias, dst, res;
+    dnnl_memory_desc_t src, wei, bias, dst;
     dnnl_dims_t sd = {m, l->in}, wd = {l->in, l->out}, bd = {1, l->out}, dd = {m, l->out};
     dnnl_memory_desc_init_by_tag(&src, 2, sd, dt_of(sdt), dnnl_ab);
     dnnl_memory_desc_init_by_tag(&wei, 2, wd, dt_of(l->wdt), dnnl_format_tag_any);
     dnnl_memory_desc_init_by_tag(&bias, 2, bd, dnnl_f32, dnnl_ab);
     dnnl_memory_desc_init_by_tag(&dst, 2, dd, dt_of(ddt), dnnl_ab);
     dnnl_matmul_desc_t desc;
-    dnnl_status_t st = dnnl_matmul_desc_init(&desc, &src, &wei, l->bias ? &bias : NULL, &dst);
+    dnnl_status_t st = dnnl_matmul_desc_init(&desc, &src, &wei, l->has_bias ? &bias : NULL, &dst);
     if (st != dnnl_success) return st;
-    dnnl_primitive_attr_t attr = NULL;
-    dnnl_post_ops_t ops = NULL;
-    if (residual) {
-        dnnl_memory_desc_init_by_tag(&res, 2, dd, dnnl_f32, dnnl_ab);
-        dnnl_primitive_attr_create(&attr);
-        dnnl_post_ops_create(&ops);
-        dnnl_post_ops_append_binary(ops, dnnl_binary_add, &res);
-        dnnl_primitive_attr_set_post_ops(attr, ops);
-    }
-    st = dnnl_primitive_desc_create(pd, &desc, attr, l->ctx->engine, NULL);
-    if (ops) dnnl_post_ops_destroy(ops);
-    if (attr) dnnl_primitive_attr_destroy(attr);
-    return st;
+    dnnl_memory_desc_t res;
+    dnnl_memory_desc_init_by_tag(&res, 2, dd, dnnl_f32, dnnl_ab);
+    return with_post_add(&desc, residual ? &res : NULL, l->ctx->engine, pd);
 }
 
 sd_linear *sd_linear_create(sd_ctx *ctx, const float *weight, const float *bias, int out, int in,
@@ -373,23 +405,14 @@ sd_linear *sd_linear_create(sd_ctx *ctx, const float *weight, const float *bias,
     sd_linear *l = calloc(1, sizeof(sd_linear));
     dnnl_primitive_desc_t pd = NULL;
     if (!l) { set_err(err, errlen, "out of memory"); return NULL; }
-    *l = (sd_linear){ctx, out, in, wdt};
-    l->impl = "none";
+    *l = (sd_linear){ctx, out, in, wdt, bias != NULL};
     omp_set_num_threads(ctx->threads);
-    if (bias) {
-        l->bias = sd_aligned_alloc(sizeof(float) * out);
-        if (!l->bias) { set_err(err, errlen, "out of memory"); goto fail; }
-        memcpy(l->bias, bias, sizeof(float) * out);
-    }
     CHECK(linear_pd(l, 256, wdt, SD_F32, 0, &pd), "matmul descriptor");
-    l->packed_md = *dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
-    l->packed = sd_aligned_alloc(dnnl_memory_desc_get_size(&l->packed_md));
-    if (!l->packed) { set_err(err, errlen, "out of memory packing weights"); goto fail; }
     // The PyTorch [out, in] weight is the [in, out] matrix W^T with strides (1, in).
     dnnl_memory_desc_t user;
     dnnl_dims_t wd = {in, out}, ws = {1, in};
     dnnl_memory_desc_init_by_strides(&user, 2, wd, dnnl_f32, ws);
-    if (reorder(ctx, &user, weight, &l->packed_md, l->packed, err, errlen) != 0) goto fail;
+    if (pack_weights(ctx, &l->pw, pd, &user, weight, bias, out, err, errlen) != 0) goto fail;
     dnnl_primitive_desc_destroy(pd);
     return l;
 fail:
@@ -406,43 +429,17 @@ int sd_linear_forward(sd_linear *l, const void *src, int sdt, long m, void *dst,
     dnnl_primitive_desc_t pd = NULL;
     int rc = -1;
     pthread_mutex_lock(&ctx->lock);
-    cache_entry *e = cache_find(l->cache, key);
+    cache_entry *e = cache_find(l->pw.cache, key);
     if (!e) {
         CHECK(linear_pd(l, m, sdt, ddt, residual != NULL, &pd), "matmul descriptor");
-        const dnnl_memory_desc_t *want = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
-        void *weights = NULL;
-        if (!dnnl_memory_desc_equal(want, &l->packed_md)) {
-            weights = sd_aligned_alloc(dnnl_memory_desc_get_size(want));
-            if (!weights) { set_err(err, errlen, "out of memory"); goto fail; }
-            if (reorder(ctx, &l->packed_md, l->packed, want, weights, err, errlen) != 0) {
-                sd_aligned_free(weights);
-                goto fail;
-            }
-        }
-        dnnl_primitive_t prim;
-        CHECK(dnnl_primitive_create(&prim, pd), "matmul primitive");
-        e = cache_insert(&l->cache, key, prim, weights);
-        if (!e) { dnnl_primitive_destroy(prim); sd_aligned_free(weights); goto fail; }
+        e = adopt_primitive(ctx, &l->pw, key, pd, err, errlen);
+        pd = NULL;
+        if (!e) goto fail;
     }
-    l->impl = impl_name(e->prim);
-    const_dnnl_primitive_desc_t epd;
-    dnnl_primitive_get_primitive_desc(e->prim, &epd);
-    exec_arg args[5] = {
-        {DNNL_ARG_SRC, dnnl_primitive_desc_query_md(epd, dnnl_query_src_md, 0), src},
-        {DNNL_ARG_WEIGHTS, dnnl_primitive_desc_query_md(epd, dnnl_query_weights_md, 0),
-         e->weights ? e->weights : l->packed},
-        {DNNL_ARG_DST, dnnl_primitive_desc_query_md(epd, dnnl_query_dst_md, 0), dst},
-    };
-    int count = 3;
-    if (l->bias)
-        args[count++] = (exec_arg){DNNL_ARG_BIAS, dnnl_primitive_desc_query_md(epd, dnnl_query_weights_md, 1), l->bias};
     dnnl_memory_desc_t res;
-    if (residual) {
-        dnnl_dims_t dd = {m, l->out};
-        dnnl_memory_desc_init_by_tag(&res, 2, dd, dnnl_f32, dnnl_ab);
-        args[count++] = (exec_arg){DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1, &res, residual};
-    }
-    rc = execute(ctx, e->prim, args, count, err, errlen);
+    dnnl_dims_t dd = {m, l->out};
+    dnnl_memory_desc_init_by_tag(&res, 2, dd, dnnl_f32, dnnl_ab);
+    rc = run_weighted(ctx, &l->pw, e, src, dst, &res, residual, err, errlen);
 fail:
     pthread_mutex_unlock(&ctx->lock);
     if (pd) dnnl_primitive_desc_destroy(pd);
@@ -451,13 +448,11 @@ fail:
 
 void sd_linear_destroy(sd_linear *l) {
     if (!l) return;
-    cache_free(l->cache);
-    sd_aligned_free(l->packed);
-    sd_aligned_free(l->bias);
+    release_weights(&l->pw);
     free(l);
 }
 
-const char *sd_linear_impl(const sd_linear *l) { return l->impl; }
+const char *sd_linear_impl(const sd_linear *l) { return l->pw.impl; }
 
 // ------------------------------------------------------------------------------------ batched products
 
