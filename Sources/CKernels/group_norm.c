@@ -90,7 +90,7 @@ static void stats_generic(void *c, long b, long e) { stats_body(c, b, e); }
 AVX512 static void apply_avx512(void *c, long b, long e) { apply_body(c, b, e); }
 static void apply_generic(void *c, long b, long e) { apply_body(c, b, e); }
 
-void sd_group_norm(int threads, const float *x, void *y, int odt, long n, long pixels,
+int sd_group_norm(int threads, const float *x, void *y, int odt, long n, long pixels,
                    long channels, long groups, const float *gamma, const float *beta, float eps,
                    int silu) {
     int wide = sd_cpu_has_avx512f();
@@ -99,7 +99,7 @@ void sd_group_norm(int threads, const float *x, void *y, int odt, long n, long p
     long C = channels, tasks = n * parts, cpg = channels / groups;
     double *sums = calloc((size_t)(2 * tasks * C), sizeof(double));
     float *affine = malloc(sizeof(float) * 2 * n * C);
-    if (!sums || !affine) { free(sums); free(affine); return; }
+    if (!sums || !affine) { free(sums); free(affine); return -1; }
     stats_ctx sc = {x, pixels, C, parts, sums, sums + tasks * C};
     sd_parallel_for(threads, tasks, 1, wide ? stats_avx512 : stats_generic, &sc);
 
@@ -108,26 +108,21 @@ void sd_group_norm(int threads, const float *x, void *y, int odt, long n, long p
     for (long img = 0; img < n; img++) {
         const float *k = x + img * pixels * C;
         for (long g = 0; g < groups; g++) {
+            // Channel statistics from the shifted sums; group variance = mean over channels of
+            // (channel variance + squared distance of the channel mean from the group mean).
             double mean_g = 0, var_g = 0;
-            double means[cpg > 0 ? cpg : 1], vars[cpg > 0 ? cpg : 1];
-            for (long j = 0; j < cpg; j++) {
-                long ch = g * cpg + j;
-                double a1 = 0, a2 = 0;
-                for (long p = 0; p < parts; p++) {
-                    a1 += sc.s1[(img * parts + p) * C + ch];
-                    a2 += sc.s2[(img * parts + p) * C + ch];
+            for (int pass = 0; pass < 2; pass++)
+                for (long j = 0; j < cpg; j++) {
+                    long ch = g * cpg + j;
+                    double a1 = 0, a2 = 0;
+                    for (long p = 0; p < parts; p++) {
+                        a1 += sc.s1[(img * parts + p) * C + ch];
+                        a2 += sc.s2[(img * parts + p) * C + ch];
+                    }
+                    double m = a1 / count, mean_c = k[ch] + m;
+                    if (pass == 0) mean_g += mean_c / (double)cpg;
+                    else var_g += (a2 / count - m * m + (mean_c - mean_g) * (mean_c - mean_g)) / (double)cpg;
                 }
-                double m = a1 / count;
-                means[j] = k[ch] + m;
-                vars[j] = a2 / count - m * m;
-                mean_g += means[j];
-            }
-            mean_g /= (double)cpg;
-            for (long j = 0; j < cpg; j++) {
-                double d = means[j] - mean_g;
-                var_g += vars[j] + d * d;
-            }
-            var_g /= (double)cpg;
             double rstd = 1.0 / sqrt((var_g < 0 ? 0 : var_g) + (double)eps);
             for (long j = 0; j < cpg; j++) {
                 long ch = g * cpg + j;
@@ -141,4 +136,5 @@ void sd_group_norm(int threads, const float *x, void *y, int odt, long n, long p
     sd_parallel_for(threads, n * pixels, min_rows, wide ? apply_avx512 : apply_generic, &ac);
     free(sums);
     free(affine);
+    return 0;
 }

@@ -74,10 +74,10 @@ public final class BufferPool: Sendable {
     }
 
     public func tensor(shape: [Int], dtype: DType) throws -> Tensor {
-        guard shape.allSatisfy({ $0 >= 0 }) else {
-            throw TensorError.invalidArgument(op: "allocate", message: "negative dimension in \(shape)")
+        guard let count = Tensor.checkedCount(of: shape) else {
+            throw TensorError.invalidArgument(op: "allocate", message: "shape \(shape) has a negative or overflowing size")
         }
-        let (bytes, overflow) = Tensor.count(of: shape).multipliedReportingOverflow(by: dtype.byteSize)
+        let (bytes, overflow) = count.multipliedReportingOverflow(by: dtype.byteSize)
         guard !overflow else { throw TensorError.outOfMemory(bytes: Int.max) }
         return Tensor(shape: shape, dtype: dtype, storage: try buffer(byteCount: bytes))
     }

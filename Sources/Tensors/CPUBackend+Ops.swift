@@ -143,8 +143,9 @@ extension CPUBackend {
         let y = try output(x.shape, outputDType)
         let c = x.shape[x.rank - 1], pixels = x.count / max(1, x.shape[0] * c)
         guard y.count > 0 else { return y }
-        sd_group_norm(nthreads, x.floatPointer, y.host, outputDType.cCode, x.shape[0], pixels, c, groups,
-                      weight.floatPointer, bias.floatPointer, eps, fusedSiLU ? 1 : 0)
+        let status = sd_group_norm(nthreads, x.floatPointer, y.host, outputDType.cCode, x.shape[0], pixels, c, groups,
+                                   weight.floatPointer, bias.floatPointer, eps, fusedSiLU ? 1 : 0)
+        guard status == 0 else { throw TensorError.outOfMemory(bytes: 16 * x.shape[0] * c * (threads + 1)) }
         return y
     }
 

@@ -185,10 +185,10 @@ enum OpShapes {
     }
 
     static func raw(_ raw: UnsafeRawBufferPointer, _ format: StorageFormat, _ shape: [Int]) throws {
-        guard shape.allSatisfy({ $0 >= 0 }) else {
-            throw TensorError.invalidArgument(op: "tensor", message: "negative dimension in \(shape)")
+        guard let count = Tensor.checkedCount(of: shape) else {
+            throw TensorError.invalidArgument(op: "tensor", message: "shape \(shape) has a negative or overflowing size")
         }
-        let (bytes, overflow) = Tensor.count(of: shape).multipliedReportingOverflow(by: format.byteSize)
+        let (bytes, overflow) = count.multipliedReportingOverflow(by: format.byteSize)
         guard !overflow, bytes == raw.count else {
             throw TensorError.invalidArgument(op: "tensor", message: "\(raw.count) bytes of \(format) do not fill shape \(shape)")
         }

@@ -48,7 +48,7 @@ public final class ReferenceBackend: Backend, @unchecked Sendable {
     }
 
     public func tensor(_ values: [Float], shape: [Int]) throws -> Tensor {
-        guard Tensor.count(of: shape) == values.count, shape.allSatisfy({ $0 >= 0 }) else {
+        guard Tensor.checkedCount(of: shape) == values.count else {
             throw TensorError.invalidArgument(op: "tensor", message: "\(values.count) values do not fill shape \(shape)")
         }
         return try make(values, shape)

@@ -27,6 +27,19 @@ public struct Tensor: Sendable, CustomStringConvertible {
 
     public static func count(of shape: [Int]) -> Int { shape.reduce(1, *) }
 
+    /// Element count of a shape that came from outside: nil for a negative dimension or a count
+    /// that does not fit in Int (a hostile header must not trap the process).
+    public static func checkedCount(of shape: [Int]) -> Int? {
+        var total = 1
+        for d in shape {
+            guard d >= 0 else { return nil }
+            let (product, overflow) = total.multipliedReportingOverflow(by: d)
+            if overflow { return nil }
+            total = product
+        }
+        return total
+    }
+
     /// The same elements under another shape; one dimension may be -1 (inferred).
     public func reshaped(_ newShape: [Int]) throws -> Tensor {
         var resolved = newShape
@@ -35,13 +48,12 @@ public struct Tensor: Sendable, CustomStringConvertible {
             throw TensorError.invalidArgument(op: "reshape", message: "bad target shape \(newShape)")
         }
         if let at = inferred.first {
-            let known = newShape.filter { $0 != -1 }.reduce(1, *)
-            guard known > 0, count % known == 0 else {
+            guard let known = Tensor.checkedCount(of: newShape.filter { $0 != -1 }), known > 0, count % known == 0 else {
                 throw TensorError.incompatibleShapes(op: "reshape", lhs: shape, rhs: newShape)
             }
             resolved[at] = count / known
         }
-        guard Tensor.count(of: resolved) == count else {
+        guard Tensor.checkedCount(of: resolved) == count else {
             throw TensorError.incompatibleShapes(op: "reshape", lhs: shape, rhs: newShape)
         }
         return Tensor(shape: resolved, dtype: dtype, storage: storage, byteOffset: byteOffset)

@@ -66,6 +66,12 @@ import Testing
             try bytes.withUnsafeBytes { try backend.tensor(raw: $0, format: .float16, shape: [2], dtype: .float32) }
         }
         #expect(throws: TensorError.self) { try backend.concatChannels([]) }
+        // Sizes from a hostile file: overflowing and negative dimensions are errors, not traps.
+        #expect(throws: TensorError.self) {
+            try bytes.withUnsafeBytes { try backend.tensor(raw: $0, format: .float32, shape: [1 << 40, 1 << 40], dtype: .float32) }
+        }
+        #expect(throws: TensorError.self) { try backend.tensor([], shape: [-1, 0]) }
+        #expect(throws: TensorError.self) { try x.reshaped([Int.max, 2, -1]) }
         #expect(throws: TensorError.self) {
             try backend.prepareConv2d(weight: backend.tensor([1], shape: [1, 1, 1, 1]), bias: nil, geometry: Conv2dGeometry(stride: 0))
         }
