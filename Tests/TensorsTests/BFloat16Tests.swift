@@ -44,8 +44,9 @@ struct BFloat16Tests {
 
     @Test func attentionAndMatmul() throws {
         var rng = SeededRandom(seed: 12)
-        // Fused kernel: a padded head dim (40), a context shorter than one vector (5), head dim 160.
-        for (n, lq, lk, heads, dim) in [(2, 50, 77, 4, 32), (2, 13, 5, 2, 40), (1, 30, 100, 1, 160)] {
+        // Fused kernels: a padded head dim (40), a context shorter than one vector (5), head dim 160,
+        // and a context past 128 keys (the long-context kernel, with online rescaling across tiles).
+        for (n, lq, lk, heads, dim) in [(2, 50, 77, 4, 32), (2, 13, 5, 2, 40), (1, 30, 100, 1, 160), (1, 70, 300, 2, 64)] {
             let qv = rng.floats(n * lq * heads * dim, scale: 2), kv = rng.floats(n * lk * heads * dim, scale: 2)
             let vv = rng.floats(n * lk * heads * dim)
             let yf = try fast.attention(query: fast.tensor(qv, shape: [n, lq, heads * dim]), key: fast.tensor(kv, shape: [n, lk, heads * dim]),
