@@ -43,6 +43,9 @@ struct OpsBenchCommand: ParsableCommand {
 
     func validate() throws {
         guard repeats >= 1, warmup >= 0 else { throw ValidationError("--repeats must be ≥ 1 and --warmup ≥ 0") }
+        if peer && !FileManager.default.fileExists(atPath: peerScript) {
+            throw ValidationError("peer script \(peerScript) not found (run from the repository root, or pass --peer-script)")
+        }
     }
 
     func run() throws {
