@@ -9,6 +9,8 @@ let package = Package(
     name: "streamdiffusion-swift",
     products: [
         .library(name: "Tensors", targets: ["Tensors"]),
+        .library(name: "ModelFiles", targets: ["ModelFiles"]),
+        .library(name: "Models", targets: ["Models"]),
         .executable(name: "streamdiffusion", targets: ["streamdiffusion"]),
     ],
     dependencies: [
@@ -25,13 +27,14 @@ let package = Package(
             linkerSettings: [.linkedLibrary("gomp"), .linkedLibrary("m")]
         ),
         .target(name: "Tensors", dependencies: ["CDNNL", "CKernels"]),
+        .target(name: "ModelFiles", dependencies: ["Tensors"]),
+        .target(name: "Models", dependencies: ["Tensors", "ModelFiles"]),
         .executableTarget(
             name: "streamdiffusion",
             dependencies: ["Tensors", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
-        .testTarget(
-            name: "TensorsTests",
-            dependencies: ["Tensors"]
-        ),
+        .testTarget(name: "TensorsTests", dependencies: ["Tensors"]),
+        .testTarget(name: "ModelFilesTests", dependencies: ["ModelFiles", "Tensors"]),
+        .testTarget(name: "ModelsTests", dependencies: ["Models", "ModelFiles", "Tensors"]),
     ]
 )
