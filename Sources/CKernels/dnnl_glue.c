@@ -518,7 +518,7 @@ static long attention_block_rows(long lq, long lk, long heads) {
 
 int sd_attention(sd_ctx *ctx, long n, long lq, long lk, long heads, long dh, const void *q,
                  long q_rs, const void *k, long k_rs, const void *v, long v_rs, int qkvdt,
-                 float *out, float scale, char *err, size_t errlen) {
+                 int causal, float *out, float scale, char *err, size_t errlen) {
     omp_set_num_threads(ctx->threads);
     if (sd_flash_attention_supported(dh, qkvdt == SD_BF16)) {
         size_t bytes = sd_flash_scratch_bytes(n, lk, heads, dh, qkvdt == SD_BF16);
@@ -534,7 +534,7 @@ int sd_attention(sd_ctx *ctx, long n, long lq, long lk, long heads, long dh, con
             return -1;
         }
         sd_flash_attention(ctx->threads, n, lq, lk, heads, dh, q, q_rs, k, k_rs, v, v_rs,
-                           qkvdt == SD_BF16, out, scale, ctx->scratch);
+                           qkvdt == SD_BF16, causal, out, scale, ctx->scratch);
         pthread_mutex_unlock(&ctx->lock);
         return 0;
     }
@@ -566,6 +566,7 @@ int sd_attention(sd_ctx *ctx, long n, long lq, long lk, long heads, long dh, con
             if (bmm_locked(ctx, heads, r, lk, dh, qb, dh, q_rs, 1, kb, dh, 1, k_rs, qkvdt, s,
                            r * lk, lk, SD_F32, scale, err, errlen) != 0) goto done;
             // P = exp(S - rowmax), left unnormalised: the 1/sum is applied to the output rows.
+            if (causal) sd_causal_mask(s, heads, r, lk, i0);
             sd_softmax_rows(ctx->threads, s, p, qkvdt, heads * r, lk, inv);
             // O[h] = P[h] V[h], written straight into the interleaved-heads output rows.
             if (bmm_locked(ctx, heads, r, dh, lk, p, r * lk, lk, 1, vb, dh, v_rs, 1, qkvdt, ob, dh,

@@ -13,7 +13,7 @@ typedef struct {
     long n, lq, lk, heads, dh, dp, lkp;   // dp: head dim padded to 16; lkp: keys padded to the tile
     const void *q, *k, *v;
     long q_rs, k_rs, v_rs;
-    int bf16;
+    int bf16, causal;                      // causal: query i sees keys 0...i only
     float scale;
     float *out;
     void *kt, *vp;                         // packed K^T and V for every (image, head)

@@ -64,11 +64,11 @@ int sd_flash_attention_supported(long dh, int bf16) {
 
 void sd_flash_attention(int threads, long n, long lq, long lk, long heads, long dh, const void *q,
                         long q_rs, const void *k, long k_rs, const void *v, long v_rs, int bf16,
-                        float *out, float scale, void *scratch) {
+                        int causal, float *out, float scale, void *scratch) {
     int short_context = lk <= SHORT_CONTEXT;
     long rows_per_task = short_context ? 3 * 16 : 6 * 8;
     flash_job j = {n, lq, lk, heads, dh, flash_round_up(dh, 16), flash_round_up(lk, keys_per_tile(lk)),
-                   q, k, v, q_rs, k_rs, v_rs, bf16, scale, out, NULL, NULL,
+                   q, k, v, q_rs, k_rs, v_rs, bf16, causal, scale, out, NULL, NULL,
                    (lq + rows_per_task - 1) / rows_per_task};
     size_t half = (size_t)(bf16 ? 2 : 4) * n * heads * j.dp * j.lkp;
     j.kt = scratch;

@@ -40,16 +40,17 @@ typedef struct {
 } online_state;
 
 /// Turns one tile of scores s[ROWS][KV] into probabilities (in place), updating the running max
-/// and sums; alpha[r] receives the factor the row's output accumulated so far must be scaled by.
+/// and sums; row r sees the tile's first valid[r] keys; alpha[r] receives the factor the row's output accumulated so far must be scaled by.
 /// Scores are scaled by scale·log2(e) so the running max, the rescale factors and the
 /// probabilities all come from 2^x.
 F32_TARGET static inline __attribute__((always_inline)) void
-online_softmax(__m512 s[ROWS][KV], online_state *st, float alpha[16], float scale, long valid, int bf16) {
-    __mmask16 mask[KV];
-    for (int c = 0; c < KV; c++) {
-        long left = valid - 16 * c;
-        mask[c] = left >= 16 ? (__mmask16)0xFFFF : (left <= 0 ? 0 : (__mmask16)((1u << left) - 1));
-    }
+online_softmax(__m512 s[ROWS][KV], online_state *st, float alpha[16], float scale, const long valid[ROWS], int bf16) {
+    __mmask16 mask[ROWS][KV];
+    for (int r = 0; r < ROWS; r++)
+        for (int c = 0; c < KV; c++) {
+            long left = valid[r] - 16 * c;
+            mask[r][c] = left >= 16 ? (__mmask16)0xFFFF : (left <= 0 ? 0 : (__mmask16)((1u << left) - 1));
+        }
     const __m512 sc = _mm512_set1_ps(scale * 1.44269504088896341f), ninf = _mm512_set1_ps(-INFINITY);
     float m_old[16] = {0}, m_new[16] = {0};
 #pragma clang loop unroll(full)
@@ -57,7 +58,7 @@ online_softmax(__m512 s[ROWS][KV], online_state *st, float alpha[16], float scal
         __m512 mx = ninf;
 #pragma clang loop unroll(full)
         for (int c = 0; c < KV; c++) {
-            s[r][c] = _mm512_mask_mul_ps(ninf, mask[c], s[r][c], sc);
+            s[r][c] = _mm512_mask_mul_ps(ninf, mask[r][c], s[r][c], sc);
             mx = _mm512_max_ps(mx, s[r][c]);
         }
         float tile_max = _mm512_reduce_max_ps(mx);
@@ -73,9 +74,9 @@ online_softmax(__m512 s[ROWS][KV], online_state *st, float alpha[16], float scal
         __m512 sum = _mm512_setzero_ps();
 #pragma clang loop unroll(full)
         for (int c = 0; c < KV; c++) {
-            if (mask[c] == 0) { s[r][c] = _mm512_setzero_ps(); continue; }   // past the last key
+            if (mask[r][c] == 0) { s[r][c] = _mm512_setzero_ps(); continue; }   // past the last key
             __m512 x = _mm512_sub_ps(s[r][c], mv);
-            s[r][c] = _mm512_maskz_mov_ps(mask[c], bf16 ? exp2_bf16(x) : exp2_f32(x));
+            s[r][c] = _mm512_maskz_mov_ps(mask[r][c], bf16 ? exp2_bf16(x) : exp2_f32(x));
             sum = _mm512_add_ps(sum, s[r][c]);
         }
         st->l[r] = _mm512_fmadd_ps(st->l[r], _mm512_set1_ps(alpha[r]), sum);
@@ -268,7 +269,12 @@ F32_TARGET static void finish_task(const flash_job *j, tile_state *ts, long img,
                     __m512 s[ROWS][KV];                                                             \
                     float alpha[16];                                                                \
                     SCORES(T, keys / 16, (const QTYPE *)ts.q[mt], kt + k0 * (IS_BF16 ? 2 : 1), dp, lkp, s) \
-                    online_softmax(s, &ts.st[mt], alpha, j->scale, valid, IS_BF16);                 \
+                    long row_valid[ROWS];                                                           \
+                    for (int r = 0; r < ROWS; r++) {                                                \
+                        long limit = row0 + mt * ROWS + r + 1 - k0; /* causal: keys <= the query */ \
+                        row_valid[r] = j->causal && limit < valid ? limit : valid;                  \
+                    }                                                                               \
+                    online_softmax(s, &ts.st[mt], alpha, j->scale, row_valid, IS_BF16);             \
                     for (int r = 0; r < ROWS; r++)                                                  \
                         for (int c = 0; c < KV; c++) {                                              \
                             if (IS_BF16) _mm256_storeu_si256((__m256i *)((uint16_t *)ts.p + r * KEYS + 16 * c), \

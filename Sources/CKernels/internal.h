@@ -16,6 +16,8 @@ int sd_flash_attention_supported(long dh, int bf16);
 size_t sd_flash_scratch_bytes(long n, long lk, long heads, long dh, int bf16);
 void sd_flash_attention(int threads, long n, long lq, long lk, long heads, long dh, const void *q,
                         long q_rs, const void *k, long k_rs, const void *v, long v_rs, int bf16,
-                        float *out, float scale, void *scratch);
+                        int causal, float *out, float scale, void *scratch);
+/// Sets s[h][i][j] = -inf for keys j after query i0 + i (causal attention, blocked path).
+void sd_causal_mask(float *s, long heads, long rows, long lk, long i0);
 
 #endif

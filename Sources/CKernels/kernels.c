@@ -366,3 +366,9 @@ void sd_copy(int threads, const void *src, void *dst, long bytes) {
     copy_ctx c = {src, dst};
     sd_parallel_for(threads, bytes, 1 << 16, copy_task, &c);
 }
+
+void sd_causal_mask(float *s, long heads, long rows, long lk, long i0) {
+    for (long h = 0; h < heads; h++)
+        for (long i = 0; i < rows; i++)
+            for (long j = i0 + i + 1; j < lk; j++) s[(h * rows + i) * lk + j] = -INFINITY;
+}

@@ -112,8 +112,9 @@ public protocol Backend: AnyObject, Sendable, CustomStringConvertible {
     /// Softmax over the last dimension.
     func softmax(_ x: Tensor) throws -> Tensor
     /// Scaled dot-product attention. query [N, Lq, H·D], key and value [N, Lk, H·D] → fp32
-    /// [N, Lq, H·D]; scale defaults to 1/√D. Never stores the full Lq × Lk score matrix.
-    func attention(query: Tensor, key: Tensor, value: Tensor, heads: Int, scale: Float?) throws -> Tensor
+    /// [N, Lq, H·D]; scale defaults to 1/√D. With `causal`, query i attends to keys 0...i only
+    /// (CLIP's text encoder). Never stores the full Lq × Lk score matrix.
+    func attention(query: Tensor, key: Tensor, value: Tensor, heads: Int, scale: Float?, causal: Bool) throws -> Tensor
     /// [N, H, W, C] → [N, 2H, 2W, C]
     func upsampleNearest2x(_ x: Tensor) throws -> Tensor
     /// Concatenates along the last (channel) dimension.
@@ -143,8 +144,8 @@ extension Backend {
 
     public func geglu(_ x: Tensor) throws -> Tensor { try geglu(x, outputDType: .float32) }
 
-    public func attention(query: Tensor, key: Tensor, value: Tensor, heads: Int) throws -> Tensor {
-        try attention(query: query, key: key, value: value, heads: heads, scale: nil)
+    public func attention(query: Tensor, key: Tensor, value: Tensor, heads: Int, causal: Bool = false) throws -> Tensor {
+        try attention(query: query, key: key, value: value, heads: heads, scale: nil, causal: causal)
     }
 
     public func add(_ a: Tensor, _ b: Tensor) throws -> Tensor { try binary(.add, a, b) }

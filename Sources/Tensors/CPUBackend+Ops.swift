@@ -119,7 +119,7 @@ extension CPUBackend {
         return y
     }
 
-    public func attention(query: Tensor, key: Tensor, value: Tensor, heads: Int, scale: Float?) throws -> Tensor {
+    public func attention(query: Tensor, key: Tensor, value: Tensor, heads: Int, scale: Float?, causal: Bool) throws -> Tensor {
         let p = try OpShapes.attention(query, key, value, heads: heads)
         let (q, k, v) = (try inComputeDType(query), try inComputeDType(key), try inComputeDType(value))
         let y = try output(query.shape)
@@ -129,7 +129,7 @@ extension CPUBackend {
         try withExtendedLifetime((q, k, v)) {
             try CPUBackend.check("attention") { err, len in
                 sd_attention(context, p.n, p.lq, p.lk, p.heads, p.headDim, q.host, width, k.host, width, v.host, width,
-                             computeDType.cCode, y.floatPointer, factor, err, len)
+                             computeDType.cCode, causal ? 1 : 0, y.floatPointer, factor, err, len)
             }
         }
         return y

@@ -153,7 +153,7 @@ public final class ReferenceBackend: Backend, @unchecked Sendable {
         return try make(out, p.out)
     }
 
-    public func attention(query: Tensor, key: Tensor, value: Tensor, heads: Int, scale: Float?) throws -> Tensor {
+    public func attention(query: Tensor, key: Tensor, value: Tensor, heads: Int, scale: Float?, causal: Bool) throws -> Tensor {
         let p = try OpShapes.attention(query, key, value, heads: heads)
         let q = values(query), k = values(key), v = values(value)
         let width = heads * p.headDim
@@ -166,7 +166,7 @@ public final class ReferenceBackend: Backend, @unchecked Sendable {
                 let kRow = (b * p.lk + j) * width + h * p.headDim
                 var dot = 0.0
                 for d in 0..<p.headDim { dot += Double(q[qRow + d]) * Double(k[kRow + d]) }
-                scores[j] = dot * factor
+                scores[j] = causal && j > i ? -Double.infinity : dot * factor
             }
             let top = scores.max() ?? 0
             let weights = scores.map { Foundation.exp($0 - top) }

@@ -76,7 +76,7 @@ import Testing
         // the fused kernel (partial key tiles, padded head dims, several query blocks); head dim 192
         // runs the blocked oneDNN path used beyond 160 (the VAE's single 512-wide head).
         let cases = [(1, 8, 5, 5), (5, 16, 37, 37), (2, 40, 19, 77), (2, 160, 9, 77), (3, 24, 70, 13), (8, 5, 300, 17),
-                     (2, 64, 130, 200), (1, 192, 20, 30)]
+                     (2, 64, 130, 200), (1, 192, 20, 30), (4, 64, 77, 77), (2, 32, 200, 200), (1, 192, 40, 40)]
         for (heads, dim, lq, lk) in cases {
             let n = rng.int(1...2), width = heads * dim
             let (qf, qr) = try pair(rng.floats(n * lq * width, scale: 2), [n, lq, width], fast)
@@ -85,6 +85,11 @@ import Testing
             let yf = try fast.attention(query: qf, key: kf, value: vf, heads: heads)
             let yr = try reference.attention(query: qr, key: kr, value: vr, heads: heads)
             expectClose(try fast.floats(yf), try reference.floats(yr), relative: 1e-5, "attention h\(heads) d\(dim) \(lq)x\(lk)")
+            // Causal self-attention (CLIP's text encoder): query i sees keys 0...i.
+            guard lq == lk else { continue }
+            let cf = try fast.attention(query: qf, key: kf, value: vf, heads: heads, causal: true)
+            let cr = try reference.attention(query: qr, key: kr, value: vr, heads: heads, causal: true)
+            expectClose(try fast.floats(cf), try reference.floats(cr), relative: 1e-5, "causal attention h\(heads) d\(dim) \(lq)")
         }
     }
 

@@ -71,10 +71,10 @@ int sd_bmm(sd_ctx *ctx, long batch, long m, long n, long k,
 /// Fused attention: out[n, i, h*d] = softmax(q k^T * scale) v per head, processed in blocks of
 /// query rows so the full score matrix is never stored. q: [n, lq, heads*dh] with row stride
 /// q_rs; k, v: [n, lk, heads*dh] with row strides k_rs, v_rs; out: [n, lq, heads*dh] fp32.
-/// `qkvdt` is the dtype of q, k and v.
+/// `qkvdt` is the dtype of q, k and v. With `causal`, query i attends to keys 0...i only.
 int sd_attention(sd_ctx *ctx, long n, long lq, long lk, long heads, long dh,
                  const void *q, long q_rs, const void *k, long k_rs, const void *v, long v_rs,
-                 int qkvdt, float *out, float scale, char *err, size_t errlen);
+                 int qkvdt, int causal, float *out, float scale, char *err, size_t errlen);
 
 // ---------------------------------------------------------------- kernels (fp32 in, `odt` out)
 void sd_convert_f32_to_bf16(int threads, const float *src, uint16_t *dst, long count);
