@@ -18,14 +18,16 @@ public struct CLIPTextModel: Sendable {
         let norm2: LayerNorm, fc1: Linear, fc2: Linear
     }
 
-    /// `scope` is the root of `text_encoder/model.safetensors` (names start with `text_model.`).
+    /// `scope` is the root of `text_encoder/model.safetensors`. SD repositories name the weights
+    /// `text_model.embeddings.…` (transformers 4); transformers 5 saves them without that prefix.
     public init(_ scope: WeightScope, config: CLIPTextConfig) throws {
         do { try config.validate() } catch {
             throw ModelError.unsupportedConfig(path: "text_encoder/config.json", reason: "\(error)")
         }
         self.config = config
         backend = scope.backend
-        let root = scope("text_model"), width = config.hiddenSize, eps = config.layerNormEps
+        let root = scope.contains("text_model.final_layer_norm.weight") ? scope("text_model") : scope
+        let width = config.hiddenSize, eps = config.layerNormEps
         let table = try root("embeddings")("token_embedding").tensor("weight", shape: [config.vocabSize, width])
         tokenEmbedding = try backend.floats(table)
         positionEmbedding = try root("embeddings")("position_embedding")
