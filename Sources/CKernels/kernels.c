@@ -318,26 +318,24 @@ void sd_geglu(int threads, const float *x, void *y, int odt, long rows, long f) 
 
 // ------------------------------------------------------------------------------ layout ops
 
-typedef struct { const float *x; float *y; long h, w, c; } upsample_ctx;
+typedef struct { const float *x; float *y; long h, w, c, oh, ow; } upsample_ctx;
 
-/// One chunk of output rows (image, output y).
+/// One chunk of output rows (image, output y). Source pixel = floor(dst · in / out), PyTorch's
+/// "nearest" rule (for 2× it is dst / 2).
 SD_INLINE void upsample_body(const upsample_ctx *u, long b, long e) {
-    long w = u->w, c = u->c;
+    long c = u->c;
     for (long r = b; r < e; r++) {
-        long img = r / (2 * u->h), oy = r % (2 * u->h);
-        const float *src = u->x + ((img * u->h) + oy / 2) * w * c;
-        float *dst = u->y + r * 2 * w * c;
-        for (long x = 0; x < w; x++) {
-            memcpy(dst + (2 * x) * c, src + x * c, sizeof(float) * c);
-            memcpy(dst + (2 * x + 1) * c, src + x * c, sizeof(float) * c);
-        }
+        long img = r / u->oh, oy = r % u->oh;
+        const float *src = u->x + (img * u->h + oy * u->h / u->oh) * u->w * c;
+        float *dst = u->y + r * u->ow * c;
+        for (long x = 0; x < u->ow; x++) memcpy(dst + x * c, src + (x * u->w / u->ow) * c, sizeof(float) * c);
     }
 }
 DISPATCH(upsample, upsample_ctx)
 
-void sd_upsample_nearest2x(int threads, const float *x, float *y, long n, long h, long w, long c) {
-    upsample_ctx u = {x, y, h, w, c};
-    sd_parallel_for(threads, n * 2 * h, 4, upsample_task(), &u);
+void sd_resize_nearest(int threads, const float *x, float *y, long n, long h, long w, long c, long oh, long ow) {
+    upsample_ctx u = {x, y, h, w, c, oh, ow};
+    sd_parallel_for(threads, n * oh, 4, upsample_task(), &u);
 }
 
 typedef struct { const char *x; char *y; long cx, cy, offset, esize; } columns_ctx;

@@ -108,8 +108,8 @@ public struct UNet2DConditionModel: Sendable {
         try scope.requireAllUsed()
     }
 
-    /// sample: [N, H, W, in]; timesteps: one per row; context: [N, T, crossAttentionDim].
-    /// H and W must be divisible by 2^(levels − 1).
+    /// sample: [N, H, W, in]; timesteps: one per row; context: [N, T, crossAttentionDim]. Any latent
+    /// size works; sizes that do not halve evenly follow diffusers' `upsample_size` path.
     public func callAsFunction(_ sample: Tensor, timesteps: [Float], context: Tensor) throws -> Tensor {
         try checkInputs(sample, timesteps, context)
         let c0 = config.blockOutChannels[0]
@@ -144,18 +144,18 @@ public struct UNet2DConditionModel: Sendable {
                 h = try resnet(backend.concatChannels([h, skip]), activatedEmbedding: activated)
                 if !block.attentions.isEmpty { h = try block.attentions[i](h, context: context) }
             }
-            if let upsample = block.upsample { h = try upsample(backend.upsampleNearest2x(h)) }
+            // Nearest 2× — or, when a size did not halve evenly on the way down, straight to the size
+            // of the skip tensor the next block concatenates (diffusers' upsample_size).
+            if let upsample = block.upsample, let next = skips.last {
+                h = try upsample(backend.resizeNearest(h, height: next.shape[1], width: next.shape[2]))
+            }
         }
         return try convOut(normOut(h, silu: true, outputDType: backend.computeDType))
     }
 
     func checkInputs(_ sample: Tensor, _ timesteps: [Float], _ context: Tensor) throws {
-        let factor = 1 << (config.levels - 1)
-        guard sample.rank == 4, sample.shape[3] == config.inChannels else {
+        guard sample.rank == 4, sample.shape[3] == config.inChannels, sample.shape[1] > 0, sample.shape[2] > 0 else {
             throw ModelError.badInput(model: "UNet", reason: "sample must be [N, H, W, \(config.inChannels)], got \(sample.shape)")
-        }
-        guard sample.shape[1] % factor == 0, sample.shape[2] % factor == 0, sample.shape[1] > 0, sample.shape[2] > 0 else {
-            throw ModelError.badInput(model: "UNet", reason: "latent size \(sample.shape[1])×\(sample.shape[2]) must be a multiple of \(factor)")
         }
         guard timesteps.count == sample.shape[0] else {
             throw ModelError.badInput(model: "UNet", reason: "\(timesteps.count) timesteps for a batch of \(sample.shape[0])")

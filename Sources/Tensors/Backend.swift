@@ -115,8 +115,9 @@ public protocol Backend: AnyObject, Sendable, CustomStringConvertible {
     /// [N, Lq, H·D]; scale defaults to 1/√D. With `causal`, query i attends to keys 0...i only
     /// (CLIP's text encoder). Never stores the full Lq × Lk score matrix.
     func attention(query: Tensor, key: Tensor, value: Tensor, heads: Int, scale: Float?, causal: Bool) throws -> Tensor
-    /// [N, H, W, C] → [N, 2H, 2W, C]
-    func upsampleNearest2x(_ x: Tensor) throws -> Tensor
+    /// Nearest-neighbour resize [N, H, W, C] → [N, height, width, C] with PyTorch's rule
+    /// (source = ⌊destination · in / out⌋): 2× upsampling, or diffusers' `upsample_size`.
+    func resizeNearest(_ x: Tensor, height: Int, width: Int) throws -> Tensor
     /// Concatenates along the last (channel) dimension.
     func concatChannels(_ xs: [Tensor]) throws -> Tensor
 }
@@ -146,6 +147,12 @@ extension Backend {
 
     public func attention(query: Tensor, key: Tensor, value: Tensor, heads: Int, causal: Bool = false) throws -> Tensor {
         try attention(query: query, key: key, value: value, heads: heads, scale: nil, causal: causal)
+    }
+
+    /// [N, H, W, C] → [N, 2H, 2W, C]
+    public func upsampleNearest2x(_ x: Tensor) throws -> Tensor {
+        guard x.rank == 4 else { throw TensorError.invalidArgument(op: "upsampleNearest2x", message: "expected NHWC, got \(x.shape)") }
+        return try resizeNearest(x, height: 2 * x.shape[1], width: 2 * x.shape[2])
     }
 
     public func add(_ a: Tensor, _ b: Tensor) throws -> Tensor { try binary(.add, a, b) }

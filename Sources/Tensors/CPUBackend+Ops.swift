@@ -221,9 +221,9 @@ extension CPUBackend {
         return y
     }
 
-    public func upsampleNearest2x(_ x: Tensor) throws -> Tensor {
-        let y = try output(try OpShapes.upsample(x))
-        sd_upsample_nearest2x(nthreads, x.floatPointer, y.floatPointer, x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+    public func resizeNearest(_ x: Tensor, height: Int, width: Int) throws -> Tensor {
+        let y = try output(try OpShapes.resize(x, height, width))
+        sd_resize_nearest(nthreads, x.floatPointer, y.floatPointer, x.shape[0], x.shape[1], x.shape[2], x.shape[3], height, width)
         return y
     }
 

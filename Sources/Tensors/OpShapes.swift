@@ -163,10 +163,14 @@ enum OpShapes {
         return AttentionPlan(n: q.shape[0], lq: q.shape[1], lk: k.shape[1], heads: heads, headDim: width / heads)
     }
 
-    static func upsample(_ x: Tensor) throws -> [Int] {
-        try requireDType("upsampleNearest2x", x)
-        try requireRank("upsampleNearest2x", x, 4...4)
-        return [x.shape[0], 2 * x.shape[1], 2 * x.shape[2], x.shape[3]]
+    static func resize(_ x: Tensor, _ height: Int, _ width: Int) throws -> [Int] {
+        try requireDType("resizeNearest", x)
+        try requireRank("resizeNearest", x, 4...4)
+        guard height >= 1, width >= 1, x.shape[1] >= 1, x.shape[2] >= 1,
+              Tensor.checkedCount(of: [x.shape[0], height, width, x.shape[3]]) != nil else {
+            throw TensorError.invalidArgument(op: "resizeNearest", message: "cannot resize \(x.shape) to \(height)×\(width)")
+        }
+        return [x.shape[0], height, width, x.shape[3]]
     }
 
     static func concatChannels(_ xs: [Tensor]) throws -> [Int] {

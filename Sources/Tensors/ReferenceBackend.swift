@@ -295,13 +295,13 @@ public final class ReferenceBackend: Backend, @unchecked Sendable {
         return try make(out, x.shape)
     }
 
-    public func upsampleNearest2x(_ x: Tensor) throws -> Tensor {
-        let shape = try OpShapes.upsample(x)
+    public func resizeNearest(_ x: Tensor, height: Int, width: Int) throws -> Tensor {
+        let shape = try OpShapes.resize(x, height, width)
         let input = values(x)
         let (h, w, c) = (x.shape[1], x.shape[2], x.shape[3])
         var out = [Float](repeating: 0, count: Tensor.count(of: shape))
-        for b in 0..<x.shape[0] { for oy in 0..<(2 * h) { for ox in 0..<(2 * w) { for ch in 0..<c {
-            out[((b * 2 * h + oy) * 2 * w + ox) * c + ch] = input[((b * h + oy / 2) * w + ox / 2) * c + ch]
+        for b in 0..<x.shape[0] { for oy in 0..<height { for ox in 0..<width { for ch in 0..<c {
+            out[((b * height + oy) * width + ox) * c + ch] = input[((b * h + oy * h / height) * w + ox * w / width) * c + ch]
         } } } }
         return try make(out, shape)
     }

@@ -156,6 +156,9 @@ import Testing
             let n = rng.int(1...3), h = rng.int(1...6), w = rng.int(1...6), c = rng.int(1...9)
             let (xf, xr) = try pair(rng.floats(n * h * w * c), [n, h, w, c], fast)
             expectClose(try fast.floats(fast.upsampleNearest2x(xf)), try reference.floats(reference.upsampleNearest2x(xr)), relative: 0, "upsample")
+            let (oh, ow) = (rng.int(1...13), rng.int(1...13))   // any size: diffusers' upsample_size
+            expectClose(try fast.floats(fast.resizeNearest(xf, height: oh, width: ow)),
+                        try reference.floats(reference.resizeNearest(xr, height: oh, width: ow)), relative: 0, "resize \(oh)x\(ow)")
             let c2 = rng.int(1...7)
             let (yf, yr) = try pair(rng.floats(n * h * w * c2), [n, h, w, c2], fast)
             let cf = try fast.concatChannels([xf, yf, xf]), cr = try reference.concatChannels([xr, yr, xr])

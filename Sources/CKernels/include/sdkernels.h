@@ -104,8 +104,8 @@ void sd_binary(int threads, int op, int rank, const long *shape,
 void sd_geglu(int threads, const float *x, void *y, int odt, long rows, long f);
 /// Softmax over each row of length `cols`, in place allowed.
 void sd_softmax(int threads, const float *x, float *y, long rows, long cols);
-/// NHWC nearest 2x: [n, h, w, c] -> [n, 2h, 2w, c].
-void sd_upsample_nearest2x(int threads, const float *x, float *y, long n, long h, long w, long c);
+/// NHWC nearest-neighbour resize: [n, h, w, c] -> [n, oh, ow, c], source = floor(dst * in / out).
+void sd_resize_nearest(int threads, const float *x, float *y, long n, long h, long w, long c, long oh, long ow);
 /// Parallel memcpy (the bandwidth yardstick for memory-bound ops).
 void sd_copy(int threads, const void *src, void *dst, long bytes);
 /// Copies `x` ([pixels, cx]) into columns [offset, offset + cx) of y ([pixels, cy]).
