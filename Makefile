@@ -6,7 +6,7 @@ PYTHON ?= python3
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 RELEASE_BIN := .build/release/streamdiffusion
 
-.PHONY: setup demo test build release fixtures python-tools bench-ops bench-ops-peer clean
+.PHONY: setup demo test build release fixtures python-tools bench-ops bench-ops-peer fuzz clean
 
 ## setup: install the system packages the build needs (only those missing)
 setup:
@@ -45,6 +45,21 @@ fixtures: python-tools
 ## bench-ops-peer: the op benchmark side by side with PyTorch on the same threads
 bench-ops-peer: release python-tools
 	$(RELEASE_BIN) bench ops --peer
+
+## fuzz: fuzz the ModelFiles parsers (safetensors header, shard index, model_index.json) with
+## libFuzzer + AddressSanitizer for FUZZ_SECONDS, seeded from Tests/Fixtures/safetensors. New inputs
+## go to .build-fuzz/corpus, crashes to .build-fuzz/artifacts/ (replay one with a normal build:
+## swift run safetensors-fuzz FILE). Separate scratch path: the sanitized build never mixes with .build.
+FUZZ_SECONDS ?= 60
+FUZZ_SCRATCH := .build-fuzz
+FUZZ_FLAGS := -c release --scratch-path $(FUZZ_SCRATCH) -Xswiftc -sanitize=fuzzer,address -Xswiftc -DFUZZING -Xswiftc -parse-as-library
+fuzz: setup
+	swift build $(FUZZ_FLAGS) --product safetensors-fuzz
+	@mkdir -p $(FUZZ_SCRATCH)/corpus $(FUZZ_SCRATCH)/artifacts
+	$$(swift build $(FUZZ_FLAGS) --show-bin-path)/safetensors-fuzz $(FUZZ_SCRATCH)/corpus \
+		Tests/Fixtures/safetensors/malformed Tests/Fixtures/safetensors/valid \
+		-dict=Fuzz/safetensors.dict -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -timeout=10 \
+		-rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix=$(FUZZ_SCRATCH)/artifacts/
 
 clean:
 	rm -rf .build

@@ -31,8 +31,11 @@ let package = Package(
         .target(name: "Models", dependencies: ["Tensors", "ModelFiles"]),
         .executableTarget(
             name: "streamdiffusion",
-            dependencies: ["Tensors", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["Tensors", "ModelFiles", "Models",
+                           .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
+        // Replays files through the ModelFiles parsers; `make fuzz` builds it with libFuzzer.
+        .executableTarget(name: "safetensors-fuzz", dependencies: ["ModelFiles"], path: "Fuzz/SafeTensorsFuzz"),
         .testTarget(name: "TensorsTests", dependencies: ["Tensors"]),
         .testTarget(name: "ModelFilesTests", dependencies: ["ModelFiles", "Tensors"]),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "ModelFiles", "Tensors"]),

@@ -15,14 +15,6 @@ public enum WeightFileWriter {
         public var byteCount: Int { Tensor.count(of: shape) * format.byteSize }
     }
 
-    static func dtypeName(_ format: StorageFormat) -> String {
-        switch format {
-        case .float32: return "F32"
-        case .float16: return "F16"
-        case .bfloat16: return "BF16"
-        }
-    }
-
     /// `fill` writes each item's little-endian bytes into the buffer it is given.
     public static func write(to url: URL, items: [Item], metadata: [String: String] = [:],
                              fill: (Item, UnsafeMutableRawBufferPointer) throws -> Void) throws {
@@ -30,7 +22,7 @@ public enum WeightFileWriter {
         if !metadata.isEmpty { header["__metadata__"] = metadata }
         var offset = 0
         for item in items {
-            header[item.name] = ["dtype": dtypeName(item.format), "shape": item.shape,
+            header[item.name] = ["dtype": item.format.safetensorsName, "shape": item.shape,
                                  "data_offsets": [offset, offset + item.byteCount]] as [String: Any]
             offset += item.byteCount
         }
@@ -52,6 +44,17 @@ public enum WeightFileWriter {
             try fill(item, slice)
             try handle.write(contentsOf: Data(bytesNoCopy: slice.baseAddress ?? buffer.baseAddress!, count: item.byteCount,
                                                deallocator: .none))
+        }
+    }
+}
+
+extension StorageFormat {
+    /// The dtype name safetensors headers use.
+    public var safetensorsName: String {
+        switch self {
+        case .float32: return "F32"
+        case .float16: return "F16"
+        case .bfloat16: return "BF16"
         }
     }
 }

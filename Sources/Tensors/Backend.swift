@@ -26,6 +26,11 @@ public struct Conv2dSpec: Sendable, Equatable {
     public var geometry: Conv2dGeometry
     public var hasBias: Bool
 
+    public init(outChannels: Int, inChannels: Int, kernelH: Int, kernelW: Int, geometry: Conv2dGeometry, hasBias: Bool) {
+        (self.outChannels, self.inChannels, self.kernelH, self.kernelW) = (outChannels, inChannels, kernelH, kernelW)
+        (self.geometry, self.hasBias) = (geometry, hasBias)
+    }
+
     /// Output height and width for an input of `h` x `w`, or nil when the kernel does not fit.
     public func outputSize(h: Int, w: Int) -> (h: Int, w: Int)? {
         let g = geometry

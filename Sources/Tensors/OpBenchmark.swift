@@ -57,7 +57,8 @@ public enum OpBenchmark {
         }
     }
 
-    static func random(_ backend: any Backend, _ shape: [Int], scale: Float = 1) throws -> Tensor {
+    /// Deterministic uniform values in [-scale, scale] (an LCG: fast, and the same on every run).
+    public static func random(_ backend: any Backend, _ shape: [Int], scale: Float = 1) throws -> Tensor {
         var state: UInt32 = 0x1234_5678
         let values = (0..<Tensor.count(of: shape)).map { _ -> Float in
             state = state &* 1_664_525 &+ 1_013_904_223

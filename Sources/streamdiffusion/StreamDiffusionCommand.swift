@@ -5,7 +5,7 @@ struct StreamDiffusionCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "streamdiffusion",
         abstract: "Real-time Stable Diffusion streams (StreamDiffusion) in native Swift.",
-        subcommands: [BenchCommand.self]
+        subcommands: [BenchCommand.self, InspectCommand.self]
     )
 }
 
@@ -13,6 +13,6 @@ struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Benchmarks on this machine, optionally side by side with PyTorch.",
-        subcommands: [OpsBenchCommand.self]
+        subcommands: [OpsBenchCommand.self, ModelsBenchCommand.self]
     )
 }
