@@ -34,7 +34,7 @@ release: setup
 
 ## python-tools: the pinned PyTorch stack used by fixture generation and the peer benchmark
 python-tools:
-	@$(PYTHON) -c "import torch, safetensors, diffusers" 2>/dev/null || { \
+	@$(PYTHON) -c "import torch, safetensors, diffusers, transformers" 2>/dev/null || { \
 		echo "installing Python tools from tools/requirements.txt"; \
 		$(PYTHON) -m pip install -q -r tools/requirements.txt; }
 

@@ -27,7 +27,7 @@ Re-running regenerates byte-identical weight and activation files (the json conf
 carry the diffusers/transformers version strings).
 
 Usage: python3 tools/make_model_fixtures.py [--out DIR] [--skip-verify]
-Requirements: tools/model_fixtures_requirements.txt
+Requirements: tools/requirements.txt
 """
 
 from __future__ import annotations
