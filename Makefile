@@ -6,7 +6,7 @@ PYTHON ?= python3
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 RELEASE_BIN := .build/release/streamdiffusion
 
-.PHONY: setup demo test build release fixtures python-tools bench-ops bench-ops-peer fuzz clean
+.PHONY: setup demo test build release fixtures python-tools bench-ops bench-ops-peer bench-models-peer fuzz clean
 
 ## setup: install the system packages the build needs (only those missing)
 setup:
@@ -38,13 +38,22 @@ python-tools:
 		echo "installing Python tools from tools/requirements.txt"; \
 		$(PYTHON) -m pip install -q -r tools/requirements.txt; }
 
-## fixtures: regenerate the PyTorch reference tensors under Tests/Fixtures (never run by tests)
+## fixtures: regenerate every reference file under Tests/Fixtures from PyTorch/diffusers (never run by tests)
 fixtures: python-tools
 	$(PYTHON) tools/make_op_fixtures.py
+	$(PYTHON) tools/make_model_fixtures.py
+	$(PYTHON) tools/make_lora_fixtures.py
+	$(PYTHON) tools/make_tokenizer_fixtures.py
+	$(PYTHON) tools/make_safetensors_corpus.py
+	$(PYTHON) tools/export_layouts.py
 
 ## bench-ops-peer: the op benchmark side by side with PyTorch on the same threads
 bench-ops-peer: release python-tools
 	$(RELEASE_BIN) bench ops --peer
+
+## bench-models-peer: real-size sd-turbo components side by side with diffusers on PyTorch
+bench-models-peer: release python-tools
+	$(RELEASE_BIN) bench models --peer
 
 ## fuzz: fuzz the ModelFiles parsers (safetensors header, shard index, model_index.json) with
 ## libFuzzer + AddressSanitizer for FUZZ_SECONDS, seeded from Tests/Fixtures/safetensors. New inputs
