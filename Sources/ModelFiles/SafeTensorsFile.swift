@@ -94,5 +94,20 @@ public final class SafeTensorsFile: WeightSource, @unchecked Sendable {
         return try body(UnsafeRawBufferPointer(start: start, count: entry.byteRange.count), entry)
     }
 
+    /// The value of a one-element integer tensor (I64, I32, I16, I8, U8) — such as a kohya LoRA's
+    /// `alpha`, which some writers store as I64. Nil when `name` is not such a tensor.
+    public func integerScalar(_ name: String) -> Int64? {
+        guard let t = header.unsupported[name], t.shape.reduce(1, *) == 1 else { return nil }
+        let start = base + header.dataOffset + t.byteRange.lowerBound
+        switch (t.dtype.rawValue, t.byteRange.count) {
+        case ("I64", 8): return start.loadUnaligned(as: Int64.self)
+        case ("I32", 4): return Int64(start.loadUnaligned(as: Int32.self))
+        case ("I16", 2): return Int64(start.loadUnaligned(as: Int16.self))
+        case ("I8", 1): return Int64(start.load(as: Int8.self))
+        case ("U8", 1): return Int64(start.load(as: UInt8.self))
+        default: return nil
+        }
+    }
+
     private static func errnoText() -> String { String(cString: strerror(errno)) }
 }
