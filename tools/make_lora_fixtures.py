@@ -53,6 +53,10 @@ from diffusers import StableDiffusionPipeline, UNet2DConditionModel
 from peft import LoraConfig
 from peft.utils import get_peft_model_state_dict
 
+import sys
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from fixture_io import canonicalize_header  # noqa: E402
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 MODELS = REPO_ROOT / "Tests" / "Fixtures" / "models"
 BASE_PIPE = MODELS / "tiny-sd15"
@@ -96,22 +100,6 @@ def nhwc(t: torch.Tensor) -> torch.Tensor:
 
 def nchw(t: torch.Tensor) -> torch.Tensor:
     return t.permute(0, 3, 1, 2).contiguous()
-
-
-def canonicalize_header(path: Path) -> None:
-    """Sort the __metadata__ keys in the JSON header (safetensors writes them in hash order)
-    so that re-running gives byte-identical files. Tensor data is untouched."""
-    raw = path.read_bytes()
-    (n,) = struct.unpack("<Q", raw[:8])
-    header = json.loads(raw[8:8 + n])
-    md = header.pop("__metadata__", None)
-    ordered = {}
-    if md is not None:
-        ordered["__metadata__"] = dict(sorted(md.items()))
-    ordered.update(header)
-    text = json.dumps(ordered, separators=(",", ":")).encode("utf-8")
-    text += b" " * ((-len(text)) % 8)
-    path.write_bytes(struct.pack("<Q", len(text)) + text + raw[8 + n:])
 
 
 def save_tensors(path: Path, tensors: dict, metadata: dict) -> None:

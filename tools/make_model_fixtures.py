@@ -59,6 +59,10 @@ from diffusers import (
 )
 from transformers import CLIPTextConfig, CLIPTextModel
 
+import sys
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from fixture_io import canonicalize_header  # noqa: E402
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = REPO_ROOT / "Tests" / "Fixtures" / "models"
 
@@ -181,22 +185,6 @@ def nchw(t: torch.Tensor) -> torch.Tensor:
 
 def f32(t: torch.Tensor) -> torch.Tensor:
     return t.detach().to(torch.float32).contiguous()
-
-
-def canonicalize_header(path: Path) -> None:
-    """Rewrite the safetensors JSON header with sorted metadata keys (safetensors writes
-    the map in hash order) so regenerating gives byte-identical files."""
-    raw = path.read_bytes()
-    (n,) = struct.unpack("<Q", raw[:8])
-    header = json.loads(raw[8:8 + n])
-    md = header.pop("__metadata__", None)
-    ordered = {}
-    if md is not None:
-        ordered["__metadata__"] = dict(sorted(md.items()))
-    ordered.update(header)
-    text = json.dumps(ordered, separators=(",", ":")).encode("utf-8")
-    text += b" " * ((-len(text)) % 8)
-    path.write_bytes(struct.pack("<Q", len(text)) + text + raw[8 + n:])
 
 
 def save_tensors(path: Path, tensors: dict, metadata: dict) -> None:

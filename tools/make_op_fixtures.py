@@ -38,6 +38,10 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import save_file
 
+import sys
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from fixture_io import canonicalize_header  # noqa: E402
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = REPO_ROOT / "Tests" / "Fixtures" / "ops"
 
@@ -82,24 +86,6 @@ def d(t: torch.Tensor) -> torch.Tensor:
 
 def meta(**kw) -> dict:
     return {k: str(v) for k, v in kw.items()}
-
-
-def canonicalize_header(path: Path) -> None:
-    """safetensors writes the metadata map in hash order; rewrite the JSON header with
-    sorted metadata keys so that regenerating gives byte-identical files. Tensor
-    entries and data are unchanged; the header is space-padded to 8 bytes as
-    safetensors does."""
-    raw = path.read_bytes()
-    (n,) = struct.unpack("<Q", raw[:8])
-    header = json.loads(raw[8:8 + n])
-    md = header.pop("__metadata__", None)
-    ordered = {}
-    if md is not None:
-        ordered["__metadata__"] = dict(sorted(md.items()))
-    ordered.update(header)  # tensor entries, already in safetensors' order
-    text = json.dumps(ordered, separators=(",", ":")).encode("utf-8")
-    text += b" " * ((-len(text)) % 8)
-    path.write_bytes(struct.pack("<Q", len(text)) + text + raw[8 + n:])
 
 
 def gelu_ref(x: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,21 @@
+"""Shared by the fixture scripts: reproducible safetensors files."""
+import json
+import struct
+from pathlib import Path
+
+
+def canonicalize_header(path: Path) -> None:
+    """safetensors writes the __metadata__ map in hash order; rewrite the JSON header with sorted
+    metadata keys so that regenerating gives byte-identical files. Tensor entries and data are
+    unchanged; the header stays space-padded to 8 bytes as safetensors pads it."""
+    raw = path.read_bytes()
+    (n,) = struct.unpack("<Q", raw[:8])
+    header = json.loads(raw[8:8 + n])
+    md = header.pop("__metadata__", None)
+    ordered = {}
+    if md is not None:
+        ordered["__metadata__"] = dict(sorted(md.items()))
+    ordered.update(header)
+    text = json.dumps(ordered, separators=(",", ":")).encode("utf-8")
+    text += b" " * ((-len(text)) % 8)
+    path.write_bytes(struct.pack("<Q", len(text)) + text + raw[8 + n:])
