@@ -270,21 +270,22 @@ static int conv_out(int in, int k, int s, int p0, int p1) { return (in + p0 + p1
 
 /// The binary post-op operand of a convolution: [n, oc] per image and channel (kind 1) or the full
 /// output (kind 2), NHWC fp32.
-static void conv_addend_md(const sd_conv *c, int n, int h, int w, int kind, dnnl_memory_desc_t *md) {
+static void conv_addend_md(const sd_conv *c, int n, int h, int w, int kind, int dt, dnnl_memory_desc_t *md) {
     int oh = conv_out(h, c->kh, c->sh, c->pt, c->pb), ow = conv_out(w, c->kw, c->sw, c->pl, c->pr);
     dnnl_dims_t ad = {n, c->oc, kind == 1 ? 1 : oh, kind == 1 ? 1 : ow};
-    dnnl_memory_desc_init_by_tag(md, 4, ad, dnnl_f32, dnnl_nhwc);
+    dnnl_memory_desc_init_by_tag(md, 4, ad, dt_of(dt), dnnl_nhwc);
 }
 
-/// Creates a primitive descriptor with `post` (may be NULL) as a binary-add post-op operand.
-static dnnl_status_t with_post_add(const_dnnl_op_desc_t desc, const dnnl_memory_desc_t *post,
+/// Creates a primitive descriptor with post-ops: a binary add of `post` (may be NULL), then ReLU.
+static dnnl_status_t with_post_ops(const_dnnl_op_desc_t desc, const dnnl_memory_desc_t *post, int relu,
                                    dnnl_engine_t engine, dnnl_primitive_desc_t *pd) {
     dnnl_primitive_attr_t attr = NULL;
     dnnl_post_ops_t ops = NULL;
-    if (post) {
+    if (post || relu) {
         dnnl_primitive_attr_create(&attr);
         dnnl_post_ops_create(&ops);
-        dnnl_post_ops_append_binary(ops, dnnl_binary_add, post);
+        if (post) dnnl_post_ops_append_binary(ops, dnnl_binary_add, post);
+        if (relu) dnnl_post_ops_append_eltwise(ops, 1.0f, dnnl_eltwise_relu, 0.0f, 0.0f);
         dnnl_primitive_attr_set_post_ops(attr, ops);
     }
     dnnl_status_t st = dnnl_primitive_desc_create(pd, desc, attr, engine, NULL);
@@ -295,7 +296,7 @@ static dnnl_status_t with_post_add(const_dnnl_op_desc_t desc, const dnnl_memory_
 
 /// Forward-inference convolution descriptor for an NHWC batch of n x h x w, weights in format "any".
 static dnnl_status_t conv_pd(sd_conv *c, int n, int h, int w, int sdt, int ddt, int addend_kind,
-                             dnnl_primitive_desc_t *pd) {
+                             int addend_dt, int relu, dnnl_primitive_desc_t *pd) {
     int oh = conv_out(h, c->kh, c->sh, c->pt, c->pb), ow = conv_out(w, c->kw, c->sw, c->pl, c->pr);
     dnnl_memory_desc_t src, wei, bias, dst, add;
     dnnl_dims_t sd = {n, c->ic, h, w}, wd = {c->oc, c->ic, c->kh, c->kw}, bd = {c->oc},
@@ -310,8 +311,8 @@ static dnnl_status_t conv_pd(sd_conv *c, int n, int h, int w, int sdt, int ddt, 
         &desc, dnnl_forward_inference, dnnl_convolution_direct, &src, &wei, c->has_bias ? &bias : NULL,
         &dst, strides, pl, pr);
     if (st != dnnl_success) return st;
-    if (addend_kind) conv_addend_md(c, n, h, w, addend_kind, &add);
-    return with_post_add(&desc, addend_kind ? &add : NULL, c->ctx->engine, pd);
+    if (addend_kind) conv_addend_md(c, n, h, w, addend_kind, addend_dt, &add);
+    return with_post_ops(&desc, addend_kind ? &add : NULL, relu, c->ctx->engine, pd);
 }
 
 sd_conv *sd_conv_create(sd_ctx *ctx, const float *weight_oihw, const float *bias, int oc, int ic,
@@ -325,7 +326,7 @@ sd_conv *sd_conv_create(sd_ctx *ctx, const float *weight_oihw, const float *bias
     omp_set_num_threads(ctx->threads);
     // Pack for a representative 32x32 input; other shapes reuse this layout when oneDNN agrees.
     int rep = 32 * stride_h;
-    CHECK(conv_pd(c, 1, rep, rep, wdt, SD_F32, 0, &pd), "convolution descriptor");
+    CHECK(conv_pd(c, 1, rep, rep, wdt, SD_F32, 0, SD_F32, 0, &pd), "convolution descriptor");
     dnnl_memory_desc_t user;
     dnnl_dims_t wd = {oc, ic, kh, kw};
     dnnl_memory_desc_init_by_tag(&user, 4, wd, dnnl_f32, dnnl_oihw);
@@ -339,9 +340,10 @@ fail:
 }
 
 int sd_conv_forward(sd_conv *c, const void *src, int sdt, int n, int h, int w, void *dst, int ddt,
-                    const float *addend, int addend_kind, char *err, size_t errlen) {
+                    const void *addend, int addend_kind, int addend_dt, int relu, char *err, size_t errlen) {
     sd_ctx *ctx = c->ctx;
     if (!addend) addend_kind = 0;
+    size_t addend_esize = addend_dt == SD_BF16 ? 2 : 4;
     if (addend_kind == 1 && n > 1) {
         // oneDNN 2.6 applies an [n, oc, 1, 1] binary post-op as per-channel only (image 0's row for
         // every image), so per-image addends run one image at a time.
@@ -350,23 +352,24 @@ int sd_conv_forward(sd_conv *c, const void *src, int sdt, int n, int h, int w, v
         size_t out_step = (size_t)oh * ow * c->oc * (ddt == SD_BF16 ? 2 : 4);
         for (int i = 0; i < n; i++)
             if (sd_conv_forward(c, (const char *)src + i * in_step, sdt, 1, h, w, (char *)dst + i * out_step,
-                                ddt, addend + (size_t)i * c->oc, 1, err, errlen) != 0) return -1;
+                                ddt, (const char *)addend + addend_esize * (size_t)i * c->oc, 1, addend_dt, relu,
+                                err, errlen) != 0) return -1;
         return 0;
     }
     omp_set_num_threads(ctx->threads);
-    long key[CACHE_KEY_LEN] = {n, h, w, sdt, ddt, addend_kind};
+    long key[CACHE_KEY_LEN] = {n, h, w, sdt, ddt, addend_kind, addend_dt, relu};
     dnnl_primitive_desc_t pd = NULL;
     dnnl_memory_desc_t add;
     int rc = -1;
     pthread_mutex_lock(&ctx->lock);
     cache_entry *e = cache_find(c->pw.cache, key);
     if (!e) {
-        CHECK(conv_pd(c, n, h, w, sdt, ddt, addend_kind, &pd), "convolution descriptor");
+        CHECK(conv_pd(c, n, h, w, sdt, ddt, addend_kind, addend_dt, relu, &pd), "convolution descriptor");
         e = adopt_primitive(ctx, &c->pw, key, pd, err, errlen);
         pd = NULL;
         if (!e) goto fail;
     }
-    if (addend_kind) conv_addend_md(c, n, h, w, addend_kind, &add);
+    if (addend_kind) conv_addend_md(c, n, h, w, addend_kind, addend_dt, &add);
     rc = run_weighted(ctx, &c->pw, e, src, dst, &add, addend_kind ? addend : NULL, err, errlen);
 fail:
     pthread_mutex_unlock(&ctx->lock);
@@ -397,7 +400,7 @@ static dnnl_status_t linear_pd(sd_linear *l, long m, int sdt, int ddt, int resid
     if (st != dnnl_success) return st;
     dnnl_memory_desc_t res;
     dnnl_memory_desc_init_by_tag(&res, 2, dd, dnnl_f32, dnnl_ab);
-    return with_post_add(&desc, residual ? &res : NULL, l->ctx->engine, pd);
+    return with_post_ops(&desc, residual ? &res : NULL, 0, l->ctx->engine, pd);
 }
 
 sd_linear *sd_linear_create(sd_ctx *ctx, const float *weight, const float *bias, int out, int in,

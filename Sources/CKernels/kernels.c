@@ -318,23 +318,24 @@ void sd_geglu(int threads, const float *x, void *y, int odt, long rows, long f) 
 
 // ------------------------------------------------------------------------------ layout ops
 
-typedef struct { const float *x; float *y; long h, w, c, oh, ow; } upsample_ctx;
+typedef struct { const char *x; char *y; long h, w, c, oh, ow, esize; } upsample_ctx;
 
 /// One chunk of output rows (image, output y). Source pixel = floor(dst · in / out), PyTorch's
 /// "nearest" rule (for 2× it is dst / 2).
 SD_INLINE void upsample_body(const upsample_ctx *u, long b, long e) {
-    long c = u->c;
+    long pixel = u->c * u->esize;
     for (long r = b; r < e; r++) {
         long img = r / u->oh, oy = r % u->oh;
-        const float *src = u->x + (img * u->h + oy * u->h / u->oh) * u->w * c;
-        float *dst = u->y + r * u->ow * c;
-        for (long x = 0; x < u->ow; x++) memcpy(dst + x * c, src + (x * u->w / u->ow) * c, sizeof(float) * c);
+        const char *src = u->x + (img * u->h + oy * u->h / u->oh) * u->w * pixel;
+        char *dst = u->y + r * u->ow * pixel;
+        for (long x = 0; x < u->ow; x++) memcpy(dst + x * pixel, src + (x * u->w / u->ow) * pixel, pixel);
     }
 }
 DISPATCH(upsample, upsample_ctx)
 
-void sd_resize_nearest(int threads, const float *x, float *y, long n, long h, long w, long c, long oh, long ow) {
-    upsample_ctx u = {x, y, h, w, c, oh, ow};
+void sd_resize_nearest(int threads, const void *x, void *y, long n, long h, long w, long c, long oh, long ow,
+                       long esize) {
+    upsample_ctx u = {x, y, h, w, c, oh, ow, esize};
     sd_parallel_for(threads, n * oh, 4, upsample_task(), &u);
 }
 

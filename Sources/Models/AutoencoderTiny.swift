@@ -17,12 +17,13 @@ struct TinyBlock: Sendable {
         backend = scope.backend
     }
 
+    /// Activations stay in the compute dtype end to end; every ReLU and the residual add ride on
+    /// the convolutions (TAESD is memory-bound at 512×512: each avoided pass counts).
     func callAsFunction(_ x: Tensor) throws -> Tensor {
-        let h = try relu(conv2(relu(conv0(x))))
-        return try relu(conv4(h, addend: skip.map { try $0(x) } ?? x))
+        let compute = backend.computeDType
+        let h = try conv2(conv0(x, relu: true, outputDType: compute), relu: true, outputDType: compute)
+        return try conv4(h, addend: skip.map { try $0(x, outputDType: compute) } ?? x, relu: true, outputDType: compute)
     }
-
-    func relu(_ x: Tensor) throws -> Tensor { try backend.clamp(x, min: 0, max: .infinity) }
 }
 
 /// diffusers `AutoencoderTiny` (TAESD). Images are NHWC in [-1, 1]; latents are the scaled
@@ -80,17 +81,26 @@ public struct AutoencoderTiny: Sendable {
         try scope.requireAllUsed()
     }
 
+    /// Runs the layers with activations in the compute dtype; a ReLU after a convolution is fused
+    /// into it, and the last layer writes fp32.
     func run(_ layers: [Layer], _ input: Tensor) throws -> Tensor {
+        let compute = backend.computeDType
         var x = input
-        for layer in layers {
-            switch layer {
-            case let .conv(conv): x = try conv(x)
+        var i = 0
+        while i < layers.count {
+            let last = i == layers.count - 1
+            switch layers[i] {
+            case let .conv(conv):
+                let fuseReLU = !last && { if case .relu = layers[i + 1] { return true } else { return false } }()
+                x = try conv(x, relu: fuseReLU, outputDType: last ? .float32 : compute)
+                if fuseReLU { i += 1 }
             case let .block(block): x = try block(x)
-            case .relu: x = try backend.clamp(x, min: 0, max: .infinity)
+            case .relu: x = try backend.clamp(backend.convert(x, to: .float32), min: 0, max: .infinity)
             case .upsample: x = try backend.upsampleNearest2x(x)
             }
+            i += 1
         }
-        return x
+        return x.dtype == .float32 ? x : try backend.convert(x, to: .float32)
     }
 
     var downscale: Int { 1 << (config.numEncoderBlocks.count - 1) }

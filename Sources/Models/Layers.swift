@@ -36,9 +36,11 @@ public struct Conv2d: Sendable {
         backend = scope.backend
     }
 
-    /// `addend` (fp32) is added after the bias: [N, 1, 1, C] per image and channel, or the full output.
-    public func callAsFunction(_ x: Tensor, addend: Tensor? = nil, outputDType: DType = .float32) throws -> Tensor {
-        try backend.conv2d(x, weights, addend: addend, outputDType: outputDType)
+    /// `addend` is added after the bias: [N, 1, 1, C] per image and channel, or the full output;
+    /// `relu` applies ReLU last. Both are fused into the convolution.
+    public func callAsFunction(_ x: Tensor, addend: Tensor? = nil, relu: Bool = false,
+                               outputDType: DType = .float32) throws -> Tensor {
+        try backend.conv2d(x, weights, addend: addend, fusedReLU: relu, outputDType: outputDType)
     }
 }
 

@@ -92,9 +92,10 @@ public protocol Backend: AnyObject, Sendable, CustomStringConvertible {
     func prepareLinear(weight: Tensor, bias: Tensor?) throws -> any LinearWeights
 
     // Ops
-    /// NHWC convolution plus bias; `addend` (fp32) is added to the result and is either
-    /// [N, 1, 1, O] (one value per image and channel: a ResNet's time embedding) or the full output.
-    func conv2d(_ x: Tensor, _ weights: any Conv2dWeights, addend: Tensor?, outputDType: DType) throws -> Tensor
+    /// NHWC convolution plus bias; `addend` (fp32 or bf16) is added to the result and is either
+    /// [N, 1, 1, O] (one value per image and channel: a ResNet's time embedding) or the full output;
+    /// `fusedReLU` applies ReLU last (TAESD). Both are fused into the convolution's output pass.
+    func conv2d(_ x: Tensor, _ weights: any Conv2dWeights, addend: Tensor?, fusedReLU: Bool, outputDType: DType) throws -> Tensor
     /// x [..., in] → [..., out]; `residual` (fp32, output shape) is added.
     func linear(_ x: Tensor, _ weights: any LinearWeights, residual: Tensor?, outputDType: DType) throws -> Tensor
     /// a [B..., M, K] × b [B..., K, N] (b [B..., N, K] when `transposeB`) → fp32 [B..., M, N];
@@ -128,8 +129,9 @@ public protocol Backend: AnyObject, Sendable, CustomStringConvertible {
 }
 
 extension Backend {
-    public func conv2d(_ x: Tensor, _ weights: any Conv2dWeights, addend: Tensor? = nil) throws -> Tensor {
-        try conv2d(x, weights, addend: addend, outputDType: .float32)
+    public func conv2d(_ x: Tensor, _ weights: any Conv2dWeights, addend: Tensor? = nil,
+                       outputDType: DType = .float32) throws -> Tensor {
+        try conv2d(x, weights, addend: addend, fusedReLU: false, outputDType: outputDType)
     }
 
     public func linear(_ x: Tensor, _ weights: any LinearWeights, residual: Tensor? = nil) throws -> Tensor {

@@ -72,7 +72,7 @@ extension CPUBackend {
 
     // MARK: convolution and products
 
-    public func conv2d(_ x: Tensor, _ weights: any Conv2dWeights, addend: Tensor?, outputDType: DType) throws -> Tensor {
+    public func conv2d(_ x: Tensor, _ weights: any Conv2dWeights, addend: Tensor?, fusedReLU: Bool, outputDType: DType) throws -> Tensor {
         let w = try cpuWeights(weights, CPUConv2dWeights.self, "conv2d")
         let shape = try OpShapes.conv2d(x, w.spec, addend: addend)
         let src = try inComputeDType(x)
@@ -81,7 +81,8 @@ extension CPUBackend {
         try withExtendedLifetime((src, addend)) {
             try CPUBackend.check("conv2d") { err, len in
                 sd_conv_forward(w.handle, src.host, src.dtype.cCode, Int32(x.shape[0]), Int32(x.shape[1]),
-                                Int32(x.shape[2]), y.host, outputDType.cCode, addend?.floatPointer, addendKind, err, len)
+                                Int32(x.shape[2]), y.host, outputDType.cCode, addend?.host, addendKind,
+                                (addend?.dtype ?? .float32).cCode, fusedReLU ? 1 : 0, err, len)
             }
         }
         return y
@@ -222,8 +223,9 @@ extension CPUBackend {
     }
 
     public func resizeNearest(_ x: Tensor, height: Int, width: Int) throws -> Tensor {
-        let y = try output(try OpShapes.resize(x, height, width))
-        sd_resize_nearest(nthreads, x.floatPointer, y.floatPointer, x.shape[0], x.shape[1], x.shape[2], x.shape[3], height, width)
+        let y = try output(try OpShapes.resize(x, height, width), x.dtype)
+        sd_resize_nearest(nthreads, x.host, y.host, x.shape[0], x.shape[1], x.shape[2], x.shape[3], height, width,
+                          x.dtype.byteSize)
         return y
     }
 

@@ -27,7 +27,6 @@ enum OpShapes {
         }
         let out = [x.shape[0], size.h, size.w, spec.outChannels]
         if let addend {
-            try requireDType("conv2d addend", addend)
             guard addend.shape == out || addend.shape == [out[0], 1, 1, out[3]] else {
                 throw TensorError.shapeMismatch(op: "conv2d addend", expected: out, actual: addend.shape)
             }
@@ -164,7 +163,6 @@ enum OpShapes {
     }
 
     static func resize(_ x: Tensor, _ height: Int, _ width: Int) throws -> [Int] {
-        try requireDType("resizeNearest", x)
         try requireRank("resizeNearest", x, 4...4)
         guard height >= 1, width >= 1, x.shape[1] >= 1, x.shape[2] >= 1,
               Tensor.checkedCount(of: [x.shape[0], height, width, x.shape[3]]) != nil else {

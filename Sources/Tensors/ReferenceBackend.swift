@@ -92,7 +92,7 @@ public final class ReferenceBackend: Backend, @unchecked Sendable {
 
     // MARK: ops
 
-    public func conv2d(_ x: Tensor, _ weights: any Conv2dWeights, addend: Tensor?, outputDType: DType) throws -> Tensor {
+    public func conv2d(_ x: Tensor, _ weights: any Conv2dWeights, addend: Tensor?, fusedReLU: Bool, outputDType: DType) throws -> Tensor {
         let w: ConvWeights = try typed(weights, "conv2d")
         let s = w.spec, g = s.geometry
         let shape = try OpShapes.conv2d(x, s, addend: addend)
@@ -116,7 +116,7 @@ public final class ReferenceBackend: Backend, @unchecked Sendable {
             }
             let at = ((b * oh + oy) * ow + ox) * co + o
             if let extra { acc += Double(extra.count == out.count ? extra[at] : extra[b * co + o]) }
-            out[at] = Float(acc)
+            out[at] = Float(fusedReLU ? max(acc, 0) : acc)
         } } } }
         return try make(out, shape, outputDType)
     }
@@ -297,13 +297,13 @@ public final class ReferenceBackend: Backend, @unchecked Sendable {
 
     public func resizeNearest(_ x: Tensor, height: Int, width: Int) throws -> Tensor {
         let shape = try OpShapes.resize(x, height, width)
-        let input = values(x)
+        let input = values(x)   // bf16 values are exact in fp32 and round-trip unchanged
         let (h, w, c) = (x.shape[1], x.shape[2], x.shape[3])
         var out = [Float](repeating: 0, count: Tensor.count(of: shape))
         for b in 0..<x.shape[0] { for oy in 0..<height { for ox in 0..<width { for ch in 0..<c {
             out[((b * height + oy) * width + ox) * c + ch] = input[((b * h + oy * h / height) * w + ox * w / width) * c + ch]
         } } } }
-        return try make(out, shape)
+        return try make(out, shape, x.dtype)
     }
 
     public func concatChannels(_ xs: [Tensor]) throws -> Tensor {

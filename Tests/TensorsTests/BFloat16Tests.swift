@@ -33,6 +33,11 @@ struct BFloat16Tests {
             let yb = try fast.conv2d(fast.tensor(xv, shape: [2, 9, 10, ci]), wf, addend: nil, outputDType: .bfloat16)
             #expect(yb.dtype == .bfloat16)
             expectClose(try fast.floats(yb), try reference.floats(yr), relative: 4e-3, "bf16 conv output")
+            // A bf16 addend and a fused ReLU (TAESD's residual blocks, all in bf16).
+            let addend = try fast.convert(yb, to: .bfloat16)
+            let fused = try fast.conv2d(fast.tensor(xv, shape: [2, 9, 10, ci]), wf, addend: addend, fusedReLU: true, outputDType: .bfloat16)
+            let expected = try reference.floats(yr).map { max(2 * $0, 0) }
+            expectClose(try fast.floats(fused), expected, relative: 8e-3, "bf16 conv + bf16 addend + ReLU")
         }
         let xv = rng.floats(45 * 64), wv = rng.floats(48 * 64), bv = rng.floats(48)
         let lf = try fast.prepareLinear(weight: fast.tensor(wv, shape: [48, 64]), bias: fast.tensor(bv, shape: [48]))

@@ -36,9 +36,11 @@ import Testing
             if trial % 3 == 2 { addendValues = rng.floats(Tensor.count(of: shape)) }
             let af = try addendValues.map { try fast.tensor($0, shape: addendShape) }
             let ar = try addendValues.map { try reference.tensor($0, shape: addendShape) }
-            let yf = try fast.conv2d(xf, wf, addend: af), yr = try reference.conv2d(xr, wr, addend: ar)
+            let relu = trial % 2 == 0   // TAESD's fused ReLU, after the addend
+            let yf = try fast.conv2d(xf, wf, addend: af, fusedReLU: relu, outputDType: .float32)
+            let yr = try reference.conv2d(xr, wr, addend: ar, fusedReLU: relu, outputDType: .float32)
             #expect(yf.shape == yr.shape)
-            expectClose(try fast.floats(yf), try reference.floats(yr), relative: 1e-5, "conv2d trial \(trial) \(xf.shape) k\(k) \(geometry)")
+            expectClose(try fast.floats(yf), try reference.floats(yr), relative: 1e-5, "conv2d trial \(trial) \(xf.shape) k\(k) \(geometry) relu \(relu)")
         }
     }
 
@@ -157,6 +159,12 @@ import Testing
             let (xf, xr) = try pair(rng.floats(n * h * w * c), [n, h, w, c], fast)
             expectClose(try fast.floats(fast.upsampleNearest2x(xf)), try reference.floats(reference.upsampleNearest2x(xr)), relative: 0, "upsample")
             let (oh, ow) = (rng.int(1...13), rng.int(1...13))   // any size: diffusers' upsample_size
+            // bf16 activations resize too (TAESD keeps its activations in the compute dtype).
+            let halfResized = try fast.resizeNearest(fast.convert(xf, to: .bfloat16), height: oh, width: ow)
+            #expect(halfResized.dtype == .bfloat16)
+            expectClose(try fast.floats(halfResized),
+                        try reference.floats(reference.resizeNearest(reference.convert(xr, to: .bfloat16), height: oh, width: ow)),
+                        relative: 0, "bf16 resize")
             expectClose(try fast.floats(fast.resizeNearest(xf, height: oh, width: ow)),
                         try reference.floats(reference.resizeNearest(xr, height: oh, width: ow)), relative: 0, "resize \(oh)x\(ow)")
             let c2 = rng.int(1...7)

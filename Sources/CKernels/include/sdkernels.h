@@ -43,10 +43,11 @@ sd_conv *sd_conv_create(sd_ctx *ctx, const float *weight_oihw, const float *bias
                         int oc, int ic, int kh, int kw, int stride_h, int stride_w,
                         int pad_top, int pad_left, int pad_bottom, int pad_right,
                         int wdt, char *err, size_t errlen);
-/// NHWC convolution. `addend` (fp32, may be NULL) is added after the bias: addend_kind 1 means
-/// shape [n, oc] (one value per image and channel), 2 means the full output shape.
+/// NHWC convolution. `addend` (dtype `addend_dt`, may be NULL) is added after the bias:
+/// addend_kind 1 means shape [n, oc] (one value per image and channel), 2 the full output shape.
+/// With `relu`, ReLU is applied last. Both ride on the convolution as oneDNN post-ops.
 int sd_conv_forward(sd_conv *conv, const void *src, int sdt, int n, int h, int w,
-                    void *dst, int ddt, const float *addend, int addend_kind,
+                    void *dst, int ddt, const void *addend, int addend_kind, int addend_dt, int relu,
                     char *err, size_t errlen);
 void sd_conv_destroy(sd_conv *conv);
 /// Implementation name oneDNN picked for the last call (for benchmarks and logs).
@@ -104,8 +105,10 @@ void sd_binary(int threads, int op, int rank, const long *shape,
 void sd_geglu(int threads, const float *x, void *y, int odt, long rows, long f);
 /// Softmax over each row of length `cols`, in place allowed.
 void sd_softmax(int threads, const float *x, float *y, long rows, long cols);
-/// NHWC nearest-neighbour resize: [n, h, w, c] -> [n, oh, ow, c], source = floor(dst * in / out).
-void sd_resize_nearest(int threads, const float *x, float *y, long n, long h, long w, long c, long oh, long ow);
+/// NHWC nearest-neighbour resize: [n, h, w, c] -> [n, oh, ow, c], source = floor(dst * in / out);
+/// elements of `esize` bytes (fp32 or bf16).
+void sd_resize_nearest(int threads, const void *x, void *y, long n, long h, long w, long c, long oh, long ow,
+                       long esize);
 /// Parallel memcpy (the bandwidth yardstick for memory-bound ops).
 void sd_copy(int threads, const void *src, void *dst, long bytes);
 /// Copies `x` ([pixels, cx]) into columns [offset, offset + cx) of y ([pixels, cy]).
