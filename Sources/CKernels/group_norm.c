@@ -1,4 +1,6 @@
-// GroupNorm over NHWC activations, optionally fused with SiLU and a bf16 store.
+// GroupNorm over NHWC activations, optionally fused with SiLU, a bf16 store, and a per-image,
+// per-channel offset added to the input first (a ResNet's time embedding: GroupNorm(h + t)
+// without ever materialising h + t).
 // Pass 1 gathers per-channel sums of (x - K_c), where K_c is the channel's first pixel: the shift
 // keeps E[x^2] - E[x]^2 free of cancellation when a channel's mean is large against its spread.
 // Partial sums are float over short runs of pixels and double across runs. Pass 2 applies one
@@ -90,7 +92,7 @@ static void stats_generic(void *c, long b, long e) { stats_body(c, b, e); }
 AVX512 static void apply_avx512(void *c, long b, long e) { apply_body(c, b, e); }
 static void apply_generic(void *c, long b, long e) { apply_body(c, b, e); }
 
-int sd_group_norm(int threads, const float *x, void *y, int odt, long n, long pixels,
+int sd_group_norm(int threads, const float *x, const float *offset, void *y, int odt, long n, long pixels,
                    long channels, long groups, const float *gamma, const float *beta, float eps,
                    int silu) {
     int wide = sd_cpu_has_avx512f();
@@ -119,15 +121,20 @@ int sd_group_norm(int threads, const float *x, void *y, int odt, long n, long pi
                         a1 += sc.s1[(img * parts + p) * C + ch];
                         a2 += sc.s2[(img * parts + p) * C + ch];
                     }
-                    double m = a1 / count, mean_c = k[ch] + m;
+                    // An offset b[n, c] shifts the channel's mean and nothing else (the shifted
+                    // sums of x + b around x0 + b equal those of x around x0).
+                    double b = offset ? offset[img * C + ch] : 0;
+                    double m = a1 / count, mean_c = k[ch] + b + m;
                     if (pass == 0) mean_g += mean_c / (double)cpg;
                     else var_g += (a2 / count - m * m + (mean_c - mean_g) * (mean_c - mean_g)) / (double)cpg;
                 }
             double rstd = 1.0 / sqrt((var_g < 0 ? 0 : var_g) + (double)eps);
             for (long j = 0; j < cpg; j++) {
                 long ch = g * cpg + j;
+                // y = (x + b - mean) * gamma * rstd + beta = x * scale + shift.
+                double b = offset ? offset[img * C + ch] : 0;
                 scale[img * C + ch] = (float)(gamma[ch] * rstd);
-                shift[img * C + ch] = (float)(beta[ch] - mean_g * gamma[ch] * rstd);
+                shift[img * C + ch] = (float)(beta[ch] + (b - mean_g) * gamma[ch] * rstd);
             }
         }
     }

@@ -56,8 +56,10 @@ public struct GroupNorm: Sendable {
         (self.groups, self.eps, backend) = (groups, eps, scope.backend)
     }
 
-    public func callAsFunction(_ x: Tensor, silu: Bool = false, outputDType: DType = .float32) throws -> Tensor {
-        try backend.groupNorm(x, groups: groups, weight: weight, bias: bias, eps: eps, fusedSiLU: silu,
+    /// `offset` [N, C] is added to x before normalising (see `Backend.groupNorm`).
+    public func callAsFunction(_ x: Tensor, offset: Tensor? = nil, silu: Bool = false,
+                               outputDType: DType = .float32) throws -> Tensor {
+        try backend.groupNorm(x, offset: offset, groups: groups, weight: weight, bias: bias, eps: eps, fusedSiLU: silu,
                               outputDType: outputDType)
     }
 }

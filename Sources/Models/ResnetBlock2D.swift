@@ -4,7 +4,8 @@ import Tensors
 /// diffusers `ResnetBlock2D` (time_embedding_norm "default", output scale 1):
 /// h = conv1(silu(norm1(x))) + time_emb_proj(silu(emb)); h = conv2(silu(norm2(h)));
 /// out = shortcut(x) + h, where shortcut is a 1×1 conv only when channels change.
-/// The time embedding add and the residual add ride on the convolutions as post-ops.
+/// The time embedding is folded into norm2 (GroupNorm(h + t) with t as an offset: no pass and no
+/// per-image split of conv1); the residual add rides on conv2 as a post-op.
 public struct ResnetBlock2D: Sendable {
     let norm1: GroupNorm, conv1: Conv2d, norm2: GroupNorm, conv2: Conv2d
     let timeEmbeddingProjection: Linear?
@@ -31,12 +32,12 @@ public struct ResnetBlock2D: Sendable {
     /// `activatedEmbedding` is silu(emb) [N, T], computed once per UNet call and shared by every block.
     public func callAsFunction(_ x: Tensor, activatedEmbedding: Tensor?) throws -> Tensor {
         let compute = backend.computeDType
-        var timeAddend: Tensor? = nil
+        var time: Tensor? = nil
         if let projection = timeEmbeddingProjection, let embedding = activatedEmbedding {
-            timeAddend = try projection(embedding).reshaped([x.shape[0], 1, 1, outChannels])
+            time = try projection(embedding)   // [N, outChannels]
         }
-        let h = try conv1(norm1(x, silu: true, outputDType: compute), addend: timeAddend)
+        let h = try conv1(norm1(x, silu: true, outputDType: compute))
         let skip = try shortcut.map { try $0(x) } ?? x
-        return try conv2(norm2(h, silu: true, outputDType: compute), addend: skip)
+        return try conv2(norm2(h, offset: time, silu: true, outputDType: compute), addend: skip)
     }
 }

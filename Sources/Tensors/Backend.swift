@@ -102,7 +102,9 @@ public protocol Backend: AnyObject, Sendable, CustomStringConvertible {
     /// `b` may also be a single matrix shared by every batch.
     func matmul(_ a: Tensor, _ b: Tensor, transposeB: Bool) throws -> Tensor
     /// x [N, H, W, C] (or [N, L, C]); statistics per image over each group of C/groups channels.
-    func groupNorm(_ x: Tensor, groups: Int, weight: Tensor, bias: Tensor, eps: Float,
+    /// `offset` [N, C] (fp32), when given, is added to x first — GroupNorm(h + t) for a ResNet's
+    /// time embedding t, without a pass to form h + t.
+    func groupNorm(_ x: Tensor, offset: Tensor?, groups: Int, weight: Tensor, bias: Tensor, eps: Float,
                    fusedSiLU: Bool, outputDType: DType) throws -> Tensor
     /// Normalises over the last dimension.
     func layerNorm(_ x: Tensor, weight: Tensor, bias: Tensor, eps: Float, outputDType: DType) throws -> Tensor
@@ -141,9 +143,9 @@ extension Backend {
     public func matmul(_ a: Tensor, _ b: Tensor) throws -> Tensor { try matmul(a, b, transposeB: false) }
 
     public func groupNorm(_ x: Tensor, groups: Int, weight: Tensor, bias: Tensor, eps: Float,
-                          fusedSiLU: Bool = false) throws -> Tensor {
-        try groupNorm(x, groups: groups, weight: weight, bias: bias, eps: eps, fusedSiLU: fusedSiLU,
-                      outputDType: .float32)
+                          fusedSiLU: Bool = false, outputDType: DType = .float32) throws -> Tensor {
+        try groupNorm(x, offset: nil, groups: groups, weight: weight, bias: bias, eps: eps, fusedSiLU: fusedSiLU,
+                      outputDType: outputDType)
     }
 
     public func layerNorm(_ x: Tensor, weight: Tensor, bias: Tensor, eps: Float) throws -> Tensor {

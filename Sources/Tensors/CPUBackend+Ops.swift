@@ -138,13 +138,13 @@ extension CPUBackend {
 
     // MARK: normalisation and elementwise
 
-    public func groupNorm(_ x: Tensor, groups: Int, weight: Tensor, bias: Tensor, eps: Float,
+    public func groupNorm(_ x: Tensor, offset: Tensor?, groups: Int, weight: Tensor, bias: Tensor, eps: Float,
                           fusedSiLU: Bool, outputDType: DType) throws -> Tensor {
-        try OpShapes.groupNorm(x, groups: groups, weight: weight, bias: bias)
+        try OpShapes.groupNorm(x, offset: offset, groups: groups, weight: weight, bias: bias)
         let y = try output(x.shape, outputDType)
         let c = x.shape[x.rank - 1], pixels = x.count / max(1, x.shape[0] * c)
         guard y.count > 0 else { return y }
-        let status = sd_group_norm(nthreads, x.floatPointer, y.host, outputDType.cCode, x.shape[0], pixels, c, groups,
+        let status = sd_group_norm(nthreads, x.floatPointer, offset?.floatPointer, y.host, outputDType.cCode, x.shape[0], pixels, c, groups,
                                    weight.floatPointer, bias.floatPointer, eps, fusedSiLU ? 1 : 0)
         guard status == 0 else { throw TensorError.outOfMemory(bytes: 16 * x.shape[0] * c * (threads + 1)) }
         return y

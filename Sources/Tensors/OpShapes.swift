@@ -85,7 +85,7 @@ enum OpShapes {
                           out: batchA + [m, n])
     }
 
-    static func groupNorm(_ x: Tensor, groups: Int, weight: Tensor, bias: Tensor) throws {
+    static func groupNorm(_ x: Tensor, offset: Tensor?, groups: Int, weight: Tensor, bias: Tensor) throws {
         try requireDType("groupNorm", x)
         try requireRank("groupNorm", x, 3...4)
         let c = x.shape[x.rank - 1]
@@ -96,6 +96,10 @@ enum OpShapes {
         try requireShape("groupNorm bias", bias, [c])
         try requireDType("groupNorm weight", weight)
         try requireDType("groupNorm bias", bias)
+        if let offset {
+            try requireShape("groupNorm offset", offset, [x.shape[0], c])
+            try requireDType("groupNorm offset", offset)
+        }
     }
 
     static func layerNorm(_ x: Tensor, weight: Tensor, bias: Tensor) throws {

@@ -180,12 +180,17 @@ public final class ReferenceBackend: Backend, @unchecked Sendable {
         return try make(out, query.shape)
     }
 
-    public func groupNorm(_ x: Tensor, groups: Int, weight: Tensor, bias: Tensor, eps: Float,
+    public func groupNorm(_ x: Tensor, offset: Tensor?, groups: Int, weight: Tensor, bias: Tensor, eps: Float,
                           fusedSiLU: Bool, outputDType: DType) throws -> Tensor {
-        try OpShapes.groupNorm(x, groups: groups, weight: weight, bias: bias)
-        let input = values(x), gamma = values(weight), beta = values(bias)
+        try OpShapes.groupNorm(x, offset: offset, groups: groups, weight: weight, bias: bias)
+        var input = values(x)
+        let gamma = values(weight), beta = values(bias)
         let c = x.shape[x.rank - 1], per = c / groups, images = x.shape[0]
         let pixels = x.count / max(1, images * c)
+        if let offset {
+            let b = values(offset)
+            for i in input.indices { input[i] += b[(i / (pixels * c)) * c + i % c] }
+        }
         var out = [Float](repeating: 0, count: x.count)
         for b in 0..<images { for g in 0..<groups {
             var sum = 0.0

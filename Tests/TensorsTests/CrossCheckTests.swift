@@ -106,9 +106,12 @@ import Testing
             let gv = rng.floats(c), bv = rng.floats(c)
             let (gf, gr) = try pair(gv, [c], fast), (bf, br) = try pair(bv, [c], fast)
             let silu = trial % 2 == 1
-            let yf = try fast.groupNorm(xf, groups: groups, weight: gf, bias: bf, eps: 1e-5, fusedSiLU: silu)
-            let yr = try reference.groupNorm(xr, groups: groups, weight: gr, bias: br, eps: 1e-5, fusedSiLU: silu)
-            expectClose(try fast.floats(yf), try reference.floats(yr), relative: 1e-5, "groupNorm g\(groups) \(xf.shape) silu \(silu)")
+            // Every other trial adds a per-image, per-channel offset first (the time embedding).
+            let ov = trial % 2 == 0 ? rng.floats(n * c, scale: 4) : nil
+            let of = try ov.map { try fast.tensor($0, shape: [n, c]) }, or = try ov.map { try reference.tensor($0, shape: [n, c]) }
+            let yf = try fast.groupNorm(xf, offset: of, groups: groups, weight: gf, bias: bf, eps: 1e-5, fusedSiLU: silu, outputDType: .float32)
+            let yr = try reference.groupNorm(xr, offset: or, groups: groups, weight: gr, bias: br, eps: 1e-5, fusedSiLU: silu, outputDType: .float32)
+            expectClose(try fast.floats(yf), try reference.floats(yr), relative: 1e-5, "groupNorm g\(groups) \(xf.shape) silu \(silu) offset \(ov != nil)")
 
             let lf = try fast.layerNorm(xf, weight: gf, bias: bf, eps: 1e-6)
             let lr = try reference.layerNorm(xr, weight: gr, bias: br, eps: 1e-6)

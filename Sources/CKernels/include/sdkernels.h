@@ -82,9 +82,10 @@ void sd_convert_f32_to_bf16(int threads, const float *src, uint16_t *dst, long c
 void sd_convert_bf16_to_f32(int threads, const uint16_t *src, float *dst, long count);
 void sd_convert_f16_to_f32(int threads, const uint16_t *src, float *dst, long count);
 
-/// x: [n, pixels, channels] NHWC; y = (x - mean_g) / sqrt(var_g + eps) * gamma + beta, optional SiLU.
+/// x: [n, pixels, channels] NHWC; y = (x' - mean_g) / sqrt(var_g + eps) * gamma + beta, optional SiLU,
+/// where x' = x + offset[n, c] when `offset` is not NULL.
 /// Returns 0, or -1 when its small statistics buffers cannot be allocated.
-int sd_group_norm(int threads, const float *x, void *y, int odt, long n, long pixels, long channels,
+int sd_group_norm(int threads, const float *x, const float *offset, void *y, int odt, long n, long pixels, long channels,
                    long groups, const float *gamma, const float *beta, float eps, int silu);
 /// Normalises each row of length `cols`.
 void sd_layer_norm(int threads, const float *x, void *y, int odt, long rows, long cols,
