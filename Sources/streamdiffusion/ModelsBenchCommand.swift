@@ -101,7 +101,7 @@ struct ModelsBenchCommand: ParsableCommand {
     func measure(into section: inout ModelsReport.Section, backend: CPUBackend, folders: SyntheticModels,
                  batches: [Int]) throws {
         let latent = size / 8
-        var start = Date()
+        let start = Date()
         let unet = try UNet2DConditionModel(folders.scope("sd-turbo-unet", backend: backend), config: folders.config("sd-turbo-unet"))
         section.add("unet_load", "UNet load + weight packing", Date().timeIntervalSince(start) * 1000)
         for b in batches {
@@ -110,9 +110,7 @@ struct ModelsBenchCommand: ParsableCommand {
             let steps = [Float](repeating: 999, count: b)
             section.add("unet_b\(b)", "UNet \(size)×\(size), batch \(b)", try time { _ = try unet(sample, timesteps: steps, context: context) })
         }
-        start = Date()
         let taesd = try AutoencoderTiny(folders.scope("taesd", backend: backend), config: folders.config("taesd"))
-        _ = Date().timeIntervalSince(start)
         let latents = try OpBenchmark.random(backend, [1, latent, latent, 4])
         let image = try OpBenchmark.random(backend, [1, size, size, 3])
         section.add("taesd_decode", "TAESD decode \(size)×\(size)", try time { _ = try taesd.decode(latents) })
@@ -159,14 +157,17 @@ struct ModelsReport: Encodable {
     struct Row: Encodable {
         let key: String, summary: String, ms: Double
         var peerMs: Double?
+        /// The peer with its module converted to bf16 (bf16 runs only; `peerMs` is autocast there).
+        var peerBF16WeightsMs: Double?
         var speedup: Double? { peerMs.map { $0 / ms } }
-        enum CodingKeys: String, CodingKey { case key, summary, ms, peerMs, speedup }
+        enum CodingKeys: String, CodingKey { case key, summary, ms, peerMs, peerBF16WeightsMs, speedup }
         func encode(to encoder: Encoder) throws {
             var c = encoder.container(keyedBy: CodingKeys.self)
             try c.encode(key, forKey: .key)
             try c.encode(summary, forKey: .summary)
             try c.encode(ms, forKey: .ms)
             try c.encodeIfPresent(peerMs, forKey: .peerMs)
+            try c.encodeIfPresent(peerBF16WeightsMs, forKey: .peerBF16WeightsMs)
             try c.encodeIfPresent(speedup, forKey: .speedup)
         }
     }
@@ -177,17 +178,25 @@ struct ModelsReport: Encodable {
         var peer: [String: Double]? = nil
 
         mutating func add(_ key: String, _ summary: String, _ ms: Double) {
-            rows.append(Row(key: key, summary: summary, ms: ms, peerMs: peer?[key]))
+            rows.append(Row(key: key, summary: summary, ms: ms, peerMs: peer?[key], peerBF16WeightsMs: peer?[key + "_bf16weights"]))
         }
 
         func table(threads: Int, size: Int) -> String {
+            let bf16Weights = rows.contains { $0.peerBF16WeightsMs != nil }
             var lines = ["", "\(dtype), \(threads) thread\(threads == 1 ? "" : "s")"]
-            lines.append(pad("", 36) + pad("ms", 12, right: true) + (peer == nil ? "" : pad("PyTorch ms", 14, right: true) + pad("speed-up", 10, right: true)))
+            var header = pad("", 36) + pad("ms", 12, right: true)
+            if peer != nil { header += pad(dtype == "bf16" ? "PyTorch autocast" : "PyTorch ms", 18, right: true) + pad("speed-up", 10, right: true) }
+            if bf16Weights { header += pad("bf16 weights", 14, right: true) + pad("speed-up", 10, right: true) }
+            lines.append(header)
             for r in rows {
                 var line = pad(r.summary, 36) + pad(format(r.ms, 1), 12, right: true)
                 if peer != nil {
-                    line += pad(r.peerMs.map { format($0, 1) } ?? "–", 14, right: true)
+                    line += pad(r.peerMs.map { format($0, 1) } ?? "–", 18, right: true)
                         + pad(r.speedup.map { "\(format($0, 2))×" } ?? "–", 10, right: true)
+                }
+                if bf16Weights {
+                    line += pad(r.peerBF16WeightsMs.map { format($0, 1) } ?? "–", 14, right: true)
+                        + pad(r.peerBF16WeightsMs.map { "\(format($0 / r.ms, 2))×" } ?? "–", 10, right: true)
                 }
                 lines.append(line)
             }
