@@ -11,6 +11,7 @@ let package = Package(
         .library(name: "Tensors", targets: ["Tensors"]),
         .library(name: "ModelFiles", targets: ["ModelFiles"]),
         .library(name: "Models", targets: ["Models"]),
+        .library(name: "StreamDiffusion", targets: ["StreamDiffusion"]),
         .executable(name: "streamdiffusion", targets: ["streamdiffusion"]),
     ],
     dependencies: [
@@ -29,6 +30,7 @@ let package = Package(
         .target(name: "Tensors", dependencies: ["CDNNL", "CKernels"]),
         .target(name: "ModelFiles", dependencies: ["Tensors"]),
         .target(name: "Models", dependencies: ["Tensors", "ModelFiles"]),
+        .target(name: "StreamDiffusion", dependencies: ["Tensors", "ModelFiles", "Models"]),
         .executableTarget(
             name: "streamdiffusion",
             dependencies: ["Tensors", "ModelFiles", "Models",
@@ -39,5 +41,6 @@ let package = Package(
         .testTarget(name: "TensorsTests", dependencies: ["Tensors"]),
         .testTarget(name: "ModelFilesTests", dependencies: ["ModelFiles", "Tensors"]),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "ModelFiles", "Tensors"]),
+        .testTarget(name: "StreamDiffusionTests", dependencies: ["StreamDiffusion", "Models", "ModelFiles", "Tensors"]),
     ]
 )
