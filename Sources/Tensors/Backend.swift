@@ -128,6 +128,8 @@ public protocol Backend: AnyObject, Sendable, CustomStringConvertible {
     func resizeNearest(_ x: Tensor, height: Int, width: Int) throws -> Tensor
     /// Concatenates along the last (channel) dimension.
     func concatChannels(_ xs: [Tensor]) throws -> Tensor
+    /// Concatenates along the first (batch) dimension: the stream's rows of latents and noise.
+    func concatRows(_ xs: [Tensor]) throws -> Tensor
 }
 
 extension Backend {

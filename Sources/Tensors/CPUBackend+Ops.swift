@@ -242,4 +242,14 @@ extension CPUBackend {
         }
         return y
     }
+
+    public func concatRows(_ xs: [Tensor]) throws -> Tensor {
+        let y = try output(try OpShapes.concatRows(xs), xs[0].dtype)
+        var offset = 0
+        for x in xs {
+            sd_copy(nthreads, x.host, y.host + offset, x.byteCount)
+            offset += x.byteCount
+        }
+        return y
+    }
 }

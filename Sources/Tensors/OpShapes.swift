@@ -190,6 +190,23 @@ enum OpShapes {
         return first.shape.dropLast() + [channels]
     }
 
+    static func concatRows(_ xs: [Tensor]) throws -> [Int] {
+        guard let first = xs.first, first.rank >= 1 else {
+            throw TensorError.invalidArgument(op: "concatRows", message: "no inputs")
+        }
+        var rows = 0
+        for x in xs {
+            guard x.rank == first.rank, x.shape.dropFirst() == first.shape.dropFirst() else {
+                throw TensorError.incompatibleShapes(op: "concatRows", lhs: first.shape, rhs: x.shape)
+            }
+            guard x.dtype == first.dtype else {
+                throw TensorError.dtypeMismatch(op: "concatRows", expected: first.dtype, actual: x.dtype)
+            }
+            rows += x.shape[0]
+        }
+        return [rows] + first.shape.dropFirst()
+    }
+
     static func raw(_ raw: UnsafeRawBufferPointer, _ format: StorageFormat, _ shape: [Int]) throws {
         guard let count = Tensor.checkedCount(of: shape) else {
             throw TensorError.invalidArgument(op: "tensor", message: "shape \(shape) has a negative or overflowing size")

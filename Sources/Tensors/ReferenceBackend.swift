@@ -324,4 +324,9 @@ public final class ReferenceBackend: Backend, @unchecked Sendable {
         }
         return try make(out, shape, xs[0].dtype)
     }
+
+    public func concatRows(_ xs: [Tensor]) throws -> Tensor {
+        let shape = try OpShapes.concatRows(xs)
+        return try make(xs.flatMap(values), shape, xs[0].dtype)
+    }
 }

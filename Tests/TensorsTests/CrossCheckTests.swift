@@ -175,6 +175,10 @@ import Testing
             let cf = try fast.concatChannels([xf, yf, xf]), cr = try reference.concatChannels([xr, yr, xr])
             #expect(cf.shape == [n, h, w, 2 * c + c2])
             expectClose(try fast.floats(cf), try reference.floats(cr), relative: 0, "concat")
+            let rf = try fast.concatRows([xf, xf.slice(batch: 0..<1)]), rr = try reference.concatRows([xr, xr.slice(batch: 0..<1)])
+            #expect(rf.shape == [n + 1, h, w, c])
+            expectClose(try fast.floats(rf), try reference.floats(rr), relative: 0, "concatRows")
+            #expect(throws: TensorError.self) { try fast.concatRows([xf, xf.reshaped([n, h * w, c])]) }
         }
     }
 }
