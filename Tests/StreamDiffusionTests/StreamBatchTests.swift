@@ -1,0 +1,149 @@
+import Foundation
+import ModelFiles
+import Models
+import Testing
+import Tensors
+@testable import StreamDiffusion
+
+/// The stream batch against an independent step-by-step computation with the same tiny SD 1.5
+/// UNet (Tests/Fixtures/models/tiny-sd15): a frame that enters a stream of S steps and comes out
+/// S − 1 calls later must equal the same S LCM steps done one at a time. Batched and single UNet
+/// rows differ only in summation order: tolerance 1e-5 of the output scale.
+@Suite struct StreamBatchTests {
+    static let backend: CPUBackend = {
+        do { return try CPUBackend(threads: 2, precision: .float32) } catch { fatalError("\(error)") }
+    }()
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("Fixtures/models")
+
+    static let unet: UNet2DConditionModel = {
+        do {
+            let folder = root.appendingPathComponent("tiny-sd15/unet")
+            return try UNet2DConditionModel(
+                WeightScope(source: SafeTensorsFile(url: folder.appendingPathComponent("diffusion_pytorch_model.safetensors")),
+                            backend: backend),
+                config: ConfigFile.load(UNetConfig.self, from: folder.appendingPathComponent("config.json")))
+        } catch { fatalError("\(error)") }
+    }()
+
+    /// SD's scaled-linear schedule, computed here independently of the library (Double, then Float).
+    static let alphasCumprod: [Float] = {
+        let n = 1000, start = 0.00085.squareRoot(), end = 0.012.squareRoot()
+        var product = 1.0
+        return (0..<n).map { i in
+            let b = start + (end - start) * Double(i) / Double(n - 1)
+            product *= 1 - b * b
+            return Float(product)
+        }
+    }()
+
+    var backend: CPUBackend { Self.backend }
+
+    func random(_ shape: [Int], seed: UInt64) throws -> Tensor {
+        var rng = SplitMix(seed: seed)
+        return try backend.tensor((0..<Tensor.count(of: shape)).map { _ in rng.uniform() * 2 - 1 }, shape: shape)
+    }
+
+    func context(_ row: Int) throws -> Tensor {
+        let reference = try SafeTensorsFile(url: Self.root.appendingPathComponent("activations/tiny-sd15-unet.safetensors"))
+        return try reference.tensor("encoder_hidden_states", on: backend).slice(batch: row..<(row + 1))
+    }
+
+    /// One LCM step of one frame, written out directly.
+    func step(_ x: Tensor, _ i: Int, _ schedule: StreamSchedule, context: Tensor) throws -> Tensor {
+        let eps = try Self.unet(x, timesteps: [Float(schedule.timesteps[i])], context: context)
+        let x0 = try backend.scale(backend.sub(x, backend.scale(eps, by: schedule.beta[i], adding: 0)),
+                                   by: 1 / schedule.alpha[i], adding: 0)
+        return try backend.add(backend.scale(x0, by: schedule.cOut[i], adding: 0), backend.scale(x, by: schedule.cSkip[i], adding: 0))
+    }
+
+    @Test(arguments: [false, true])
+    func streamEqualsStepByStep(addNoise: Bool) throws {
+        let schedule = try StreamSchedule(timesteps: [999, 659, 259], alphasCumprod: Self.alphasCumprod)
+        let noise = try random([3, 8, 8, 4], seed: 1)
+        let positive = try context(0)
+        let stream = try StreamBatch(predictor: Self.unet, schedule: schedule, cfg: .none, addNoise: addNoise,
+                                     initNoise: noise, backend: backend)
+        try stream.setPrompt(positive: positive, negative: nil)
+        let frames = try (0..<4).map { try random([1, 8, 8, 4], seed: 10 + UInt64($0)) }
+        var outputs: [Tensor] = []
+        for frame in frames { outputs.append(try stream(stream.noised(frame))) }
+        // Frame k comes out of call k + 2 after steps 0, 1, 2 with the slot noise re-added between.
+        for k in 0..<2 {
+            var x = try backend.add(backend.scale(frames[k], by: schedule.alpha[0], adding: 0),
+                                    backend.scale(noise.slice(batch: 0..<1), by: schedule.beta[0], adding: 0))
+            for i in 0..<3 {
+                let denoised = try step(x, i, schedule, context: positive)
+                if i == 2 { x = denoised; break }
+                x = try backend.scale(denoised, by: schedule.alpha[i + 1], adding: 0)
+                if addNoise {
+                    x = try backend.add(x, backend.scale(noise.slice(batch: (i + 1)..<(i + 2)), by: schedule.beta[i + 1], adding: 0))
+                }
+            }
+            expectClose(try backend.floats(outputs[k + 2]), try backend.floats(x), relative: 1e-5, "frame \(k), noise \(addNoise)")
+        }
+    }
+
+    /// frame_buffer_size 2 is two interleaved single-frame streams, each with its own slot noise
+    /// (rows are step-major: [step 0: a, b; step 1: a, b]) — the case the official code mis-slices.
+    @Test(arguments: [CFGType.none, .self, .full, .initialize])
+    func frameBufferIsInterleavedStreams(cfg: CFGType) throws {
+        let schedule = try StreamSchedule(timesteps: [799, 399], alphasCumprod: Self.alphasCumprod)
+        let (positive, negative) = (try context(0), try context(1))
+        let noiseA = try random([2, 8, 8, 4], seed: 2), noiseB = try random([2, 8, 8, 4], seed: 3)
+        let interleaved = try backend.concatRows([noiseA.slice(batch: 0..<1), noiseB.slice(batch: 0..<1),
+                                                  noiseA.slice(batch: 1..<2), noiseB.slice(batch: 1..<2)])
+        func make(_ noise: Tensor, frames: Int) throws -> StreamBatch {
+            let s = try StreamBatch(predictor: Self.unet, schedule: schedule, frames: frames, cfg: cfg, guidanceScale: 1.5,
+                                    delta: 0.7, initNoise: noise, backend: backend)
+            try s.setPrompt(positive: positive, negative: negative)
+            return s
+        }
+        let pair = try make(interleaved, frames: 2), streamA = try make(noiseA, frames: 1), streamB = try make(noiseB, frames: 1)
+        for call in 0..<4 {
+            let a = try random([1, 8, 8, 4], seed: 100 + UInt64(call)), b = try random([1, 8, 8, 4], seed: 200 + UInt64(call))
+            let both = try pair(pair.noised(backend.concatRows([a, b])))
+            let expected = try backend.concatRows([streamA(streamA.noised(a)), streamB(streamB.noised(b))])
+            expectClose(try backend.floats(both), try backend.floats(expected), relative: 1e-5, "\(cfg) call \(call)")
+        }
+    }
+
+    @Test func rejectsBadSetups() throws {
+        let schedule = try StreamSchedule(timesteps: [999], alphasCumprod: Self.alphasCumprod)
+        #expect(throws: StreamError.self) {
+            try StreamBatch(predictor: Self.unet, schedule: schedule, frames: 2, initNoise: random([1, 8, 8, 4], seed: 1), backend: backend)
+        }
+        let stream = try StreamBatch(predictor: Self.unet, schedule: schedule, cfg: .full, guidanceScale: 2,
+                                     initNoise: random([1, 8, 8, 4], seed: 1), backend: backend)
+        #expect(throws: StreamError.notPrepared) { try stream(random([1, 8, 8, 4], seed: 2)) }
+        #expect(throws: StreamError.self) { try stream.setPrompt(positive: context(0), negative: nil) }
+        #expect(throws: StreamError.self) { try StreamSchedule(timesteps: [1000], alphasCumprod: Self.alphasCumprod) }
+    }
+}
+
+struct SplitMix {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func uniform() -> Float {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return Float((z ^ (z >> 31)) >> 40) / Float(1 << 24)
+    }
+}
+
+func expectClose(_ actual: [Float], _ expected: [Float], relative: Float, _ what: String,
+                 sourceLocation: SourceLocation = #_sourceLocation) {
+    guard actual.count == expected.count else {
+        Issue.record("\(what): \(actual.count) values, expected \(expected.count)", sourceLocation: sourceLocation)
+        return
+    }
+    var worst: Float = 0, scale: Float = 0
+    for i in actual.indices {
+        let d = abs(actual[i] - expected[i])
+        worst = d.isNaN ? .infinity : max(worst, d)
+        scale = max(scale, abs(expected[i]))
+    }
+    #expect(worst <= relative * max(scale, 1e-3), "\(what): max |diff| \(worst), scale \(scale)", sourceLocation: sourceLocation)
+}
