@@ -1,7 +1,7 @@
 # StreamDiffusion in Swift — set-up and entry points. Every target installs what is missing first
 # (idempotent: nothing is installed twice, and each install is printed).
 SHELL := /bin/bash
-APT_PACKAGES := libdnnl-dev
+APT_PACKAGES := libdnnl-dev libpng-dev libturbojpeg0-dev
 PYTHON ?= python3
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 RELEASE_BIN := .build/release/streamdiffusion
@@ -46,6 +46,7 @@ fixtures: python-tools
 	$(PYTHON) tools/make_tokenizer_fixtures.py
 	$(PYTHON) tools/make_safetensors_corpus.py
 	$(PYTHON) tools/export_layouts.py
+	$(PYTHON) tools/make_rng_fixtures.py
 
 ## bench-ops-peer: the op benchmark side by side with PyTorch on the same threads
 bench-ops-peer: release python-tools
