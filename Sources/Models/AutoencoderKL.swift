@@ -50,8 +50,7 @@ public struct AutoencoderKL: Sendable {
     let encoderDown: [(resnets: [ResnetBlock2D], downsample: Conv2d?)]
     let encoderMid: VAEMidBlock
     let encoderNorm: GroupNorm, encoderOut: Conv2d
-    /// quant_conv restricted to the mean half of its output (the only half `encode` returns).
-    let quantMean: Conv2d?
+    let quant: Conv2d?
     let postQuant: Conv2d?
     let decoderIn: Conv2d
     let decoderMid: VAEMidBlock
@@ -90,7 +89,8 @@ public struct AutoencoderKL: Sendable {
         encoderMid = try VAEMidBlock(e("mid_block"), channels: last, groups: groups, withAttention: config.midBlockAddAttention)
         encoderNorm = try GroupNorm(e("conv_norm_out"), groups: groups, channels: last, eps: 1e-6)
         encoderOut = try Conv2d(e("conv_out"), inChannels: last, outChannels: 2 * latent, kernel: 3)
-        quantMean = config.useQuantConv ? try AutoencoderKL.meanHalf(of: scope("quant_conv"), latent: latent) : nil
+        quant = config.useQuantConv
+            ? try Conv2d(scope("quant_conv"), inChannels: 2 * latent, outChannels: 2 * latent, kernel: 1) : nil
         postQuant = config.usePostQuantConv
             ? try Conv2d(scope("post_quant_conv"), inChannels: latent, outChannels: latent, kernel: 1) : nil
 
@@ -115,20 +115,12 @@ public struct AutoencoderKL: Sendable {
         try scope.requireAllUsed()
     }
 
-    /// The first `latent` output channels of the [2L, 2L, 1, 1] quant_conv (the mean; the rest is
-    /// the log-variance, which deterministic encoding never needs).
-    static func meanHalf(of scope: WeightScope, latent: Int) throws -> Conv2d {
-        let backend = scope.backend
-        let weight = try backend.floats(scope.tensor("weight", shape: [2 * latent, 2 * latent, 1, 1]))
-        let bias = try backend.floats(scope.tensor("bias", shape: [2 * latent]))
-        let mean = InMemoryWeights(location: scope.path("weight"))
-        mean.set("weight", shape: [latent, 2 * latent, 1, 1], values: Array(weight.prefix(latent * 2 * latent)))
-        mean.set("bias", shape: [latent], values: Array(bias.prefix(latent)))
-        return try Conv2d(WeightScope(source: mean, backend: backend), inChannels: 2 * latent, outChannels: latent, kernel: 1)
-    }
-
     /// image [N, H, W, 3] in [-1, 1], H and W multiples of 2^(levels−1) → mean latents [N, H/f, W/f, L].
-    public func encode(_ image: Tensor) throws -> Tensor {
+    public func encode(_ image: Tensor) throws -> Tensor { try encodeMoments(image).mean }
+
+    /// The latent distribution: mean and log-variance [N, H/f, W/f, L] each (the log-variance
+    /// clamped to [−30, 20] as diffusers does). Sampling is mean + exp(logvar / 2) · noise.
+    public func encodeMoments(_ image: Tensor) throws -> (mean: Tensor, logVariance: Tensor) {
         let factor = 1 << (config.blockOutChannels.count - 1)
         guard image.rank == 4, image.shape[3] == config.inChannels, image.shape[1] % factor == 0,
               image.shape[2] % factor == 0, image.shape[1] > 0, image.shape[2] > 0 else {
@@ -140,17 +132,19 @@ public struct AutoencoderKL: Sendable {
             if let downsample = block.downsample { h = try downsample(h) }
         }
         h = try encoderMid(h)
-        let moments = try encoderOut(encoderNorm(h, silu: true, outputDType: backend.computeDType))
-        if let quantMean { return try quantMean(moments) }
-        return try AutoencoderKL.firstChannels(moments, config.latentChannels, backend)
-    }
-
-    static func firstChannels(_ x: Tensor, _ count: Int, _ backend: any Backend) throws -> Tensor {
-        let values = try backend.floats(x), c = x.shape[3]
-        var out: [Float] = []
-        out.reserveCapacity(x.count / c * count)
-        for p in 0..<(x.count / c) { out.append(contentsOf: values[(p * c)..<(p * c + count)]) }
-        return try backend.tensor(out, shape: [x.shape[0], x.shape[1], x.shape[2], count])
+        var moments = try encoderOut(encoderNorm(h, silu: true, outputDType: backend.computeDType))
+        if let quant { moments = try quant(moments) }
+        // Split the 2L channels on the host: latents are small (64 × 64 × 8 at 512²).
+        let values = try backend.floats(moments), latent = config.latentChannels, pixels = moments.count / (2 * latent)
+        var mean = [Float](), logVariance = [Float]()
+        mean.reserveCapacity(pixels * latent)
+        logVariance.reserveCapacity(pixels * latent)
+        for p in 0..<pixels {
+            mean.append(contentsOf: values[(p * 2 * latent)..<(p * 2 * latent + latent)])
+            logVariance.append(contentsOf: values[(p * 2 * latent + latent)..<((p + 1) * 2 * latent)].map { min(max($0, -30), 20) })
+        }
+        let shape = [moments.shape[0], moments.shape[1], moments.shape[2], latent]
+        return (try backend.tensor(mean, shape: shape), try backend.tensor(logVariance, shape: shape))
     }
 
     /// latents [N, h, w, L] → image [N, h·f, w·f, 3], roughly in [-1, 1] (not clamped).
