@@ -7,27 +7,35 @@ public struct StreamSchedule: Sendable, Equatable {
     public let timesteps: [Int]
     /// sqrt(ᾱ_t) and sqrt(1 − ᾱ_t) per step.
     public let alpha: [Float], beta: [Float]
-    /// LCM boundary condition per step: c_skip = σ²/(s² + σ²), c_out = s/√(s² + σ²), s = 10·t, σ = 0.5.
+    /// LCM boundary condition per step (`LCMScheduler.scalars`).
     public let cSkip: [Float], cOut: [Float]
 
-    /// `timesteps` from the LCM scheduler (`timesteps[tIndexList[i]]`); `alphasCumprod` the
-    /// training noise schedule (1000 entries for SD).
-    public init(timesteps: [Int], alphasCumprod: [Float], timestepScaling: Float = 10) throws {
-        guard !timesteps.isEmpty, timesteps.allSatisfy({ $0 >= 0 && $0 < alphasCumprod.count }) else {
-            throw StreamError.invalidParameter("timesteps \(timesteps) outside the noise schedule 0..<\(alphasCumprod.count)")
+    /// The stream's steps: `tIndexList` indexes the scheduler's `numInferenceSteps`-step LCM schedule
+    /// (50 steps: 999, 979, …, 19), as the official `t_index_list` does.
+    public init(scheduler: LCMScheduler, tIndexList: [Int], numInferenceSteps: Int = 50) throws {
+        let all = try scheduler.timesteps(numInferenceSteps: numInferenceSteps)
+        guard !tIndexList.isEmpty else { throw StreamError.invalidParameter("t_index_list is empty") }
+        if let bad = tIndexList.first(where: { $0 < 0 || $0 >= all.count }) {
+            throw StreamError.invalidParameter(
+                "t_index_list entry \(bad) is outside 0...\(all.count - 1) (the \(numInferenceSteps)-step schedule)")
+        }
+        try self.init(scheduler: scheduler, timesteps: tIndexList.map { all[$0] })
+    }
+
+    /// The stream's steps at explicit timesteps (most noisy first).
+    public init(scheduler: LCMScheduler, timesteps: [Int]) throws {
+        guard !timesteps.isEmpty else { throw StreamError.invalidParameter("no timesteps") }
+        let scalars = try timesteps.map { t -> LCMStepScalars in
+            guard t >= 0, t < scheduler.alphasCumprod.count else {
+                throw StreamError.invalidParameter("timestep \(t) outside the noise schedule 0..<\(scheduler.alphasCumprod.count)")
+            }
+            return try scheduler.scalars(timestep: t)
         }
         self.timesteps = timesteps
-        alpha = timesteps.map { alphasCumprod[$0].squareRoot() }
-        beta = timesteps.map { (1 - alphasCumprod[$0]).squareRoot() }
-        let sigmaData: Float = 0.5
-        cSkip = timesteps.map { t in
-            let s = Float(t) * timestepScaling
-            return sigmaData * sigmaData / (s * s + sigmaData * sigmaData)
-        }
-        cOut = timesteps.map { t in
-            let s = Float(t) * timestepScaling
-            return s / (s * s + sigmaData * sigmaData).squareRoot()
-        }
+        alpha = scalars.map(\.alphaProdSqrt)
+        beta = scalars.map(\.betaProdSqrt)
+        cSkip = scalars.map(\.cSkip)
+        cOut = scalars.map(\.cOut)
     }
 
     public var steps: Int { timesteps.count }

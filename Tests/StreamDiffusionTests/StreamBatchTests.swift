@@ -26,15 +26,9 @@ import Tensors
         } catch { fatalError("\(error)") }
     }()
 
-    /// SD's scaled-linear schedule, computed here independently of the library (Double, then Float).
-    static let alphasCumprod: [Float] = {
-        let n = 1000, start = 0.00085.squareRoot(), end = 0.012.squareRoot()
-        var product = 1.0
-        return (0..<n).map { i in
-            let b = start + (end - start) * Double(i) / Double(n - 1)
-            product *= 1 - b * b
-            return Float(product)
-        }
+    static let scheduler: LCMScheduler = {
+        do { return try LCMScheduler(contentsOf: root.appendingPathComponent("tiny-sd15/scheduler/scheduler_config.json")) }
+        catch { fatalError("\(error)") }
     }()
 
     var backend: CPUBackend { Self.backend }
@@ -59,7 +53,7 @@ import Tensors
 
     @Test(arguments: [false, true])
     func streamEqualsStepByStep(addNoise: Bool) throws {
-        let schedule = try StreamSchedule(timesteps: [999, 659, 259], alphasCumprod: Self.alphasCumprod)
+        let schedule = try StreamSchedule(scheduler: Self.scheduler, timesteps: [999, 659, 259])
         let noise = try random([3, 8, 8, 4], seed: 1)
         let positive = try context(0)
         let stream = try StreamBatch(predictor: Self.unet, schedule: schedule, cfg: .none, addNoise: addNoise,
@@ -88,7 +82,7 @@ import Tensors
     /// (rows are step-major: [step 0: a, b; step 1: a, b]) — the case the official code mis-slices.
     @Test(arguments: [CFGType.none, .self, .full, .initialize])
     func frameBufferIsInterleavedStreams(cfg: CFGType) throws {
-        let schedule = try StreamSchedule(timesteps: [799, 399], alphasCumprod: Self.alphasCumprod)
+        let schedule = try StreamSchedule(scheduler: Self.scheduler, timesteps: [799, 399])
         let (positive, negative) = (try context(0), try context(1))
         let noiseA = try random([2, 8, 8, 4], seed: 2), noiseB = try random([2, 8, 8, 4], seed: 3)
         let interleaved = try backend.concatRows([noiseA.slice(batch: 0..<1), noiseB.slice(batch: 0..<1),
@@ -109,7 +103,9 @@ import Tensors
     }
 
     @Test func rejectsBadSetups() throws {
-        let schedule = try StreamSchedule(timesteps: [999], alphasCumprod: Self.alphasCumprod)
+        let schedule = try StreamSchedule(scheduler: Self.scheduler, tIndexList: [0])
+        #expect(schedule.timesteps == [999])
+        #expect(try StreamSchedule(scheduler: Self.scheduler, tIndexList: [32, 45]).timesteps == [359, 99])
         #expect(throws: StreamError.self) {
             try StreamBatch(predictor: Self.unet, schedule: schedule, frames: 2, initNoise: random([1, 8, 8, 4], seed: 1), backend: backend)
         }
@@ -117,7 +113,10 @@ import Tensors
                                      initNoise: random([1, 8, 8, 4], seed: 1), backend: backend)
         #expect(throws: StreamError.notPrepared) { try stream(random([1, 8, 8, 4], seed: 2)) }
         #expect(throws: StreamError.self) { try stream.setPrompt(positive: context(0), negative: nil) }
-        #expect(throws: StreamError.self) { try StreamSchedule(timesteps: [1000], alphasCumprod: Self.alphasCumprod) }
+        #expect(throws: StreamError.self) { try StreamSchedule(scheduler: Self.scheduler, timesteps: [1000]) }
+        #expect(throws: StreamError.invalidParameter("t_index_list entry 50 is outside 0...49 (the 50-step schedule)")) {
+            try StreamSchedule(scheduler: Self.scheduler, tIndexList: [0, 50])
+        }
     }
 }
 
