@@ -47,6 +47,8 @@ fixtures: python-tools
 	$(PYTHON) tools/make_safetensors_corpus.py
 	$(PYTHON) tools/export_layouts.py
 	$(PYTHON) tools/make_rng_fixtures.py
+	$(PYTHON) tools/make_scheduler_fixtures.py
+	$(PYTHON) tools/make_image_fixtures.py
 
 ## bench-ops-peer: the op benchmark side by side with PyTorch on the same threads
 bench-ops-peer: release python-tools

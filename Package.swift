@@ -12,6 +12,7 @@ let package = Package(
         .library(name: "ModelFiles", targets: ["ModelFiles"]),
         .library(name: "Models", targets: ["Models"]),
         .library(name: "StreamDiffusion", targets: ["StreamDiffusion"]),
+        .library(name: "Media", targets: ["Media"]),
         .executable(name: "streamdiffusion", targets: ["streamdiffusion"]),
     ],
     dependencies: [
@@ -31,6 +32,12 @@ let package = Package(
         .target(name: "ModelFiles", dependencies: ["Tensors"]),
         .target(name: "Models", dependencies: ["Tensors", "ModelFiles"]),
         .target(name: "StreamDiffusion", dependencies: ["Tensors", "ModelFiles", "Models"]),
+        // Image I/O: libpng (Debian libpng-dev) through a C shim that owns every setjmp, and
+        // libjpeg-turbo's TurboJPEG API (Debian libturbojpeg0-dev), called from Swift directly.
+        .systemLibrary(name: "CPNG", path: "Sources/CPNG"),
+        .target(name: "CPNGShim", dependencies: ["CPNG"], linkerSettings: [.linkedLibrary("png")]),
+        .systemLibrary(name: "CTurboJPEG", path: "Sources/CTurboJPEG"),
+        .target(name: "Media", dependencies: ["CPNGShim", "CTurboJPEG"]),
         .executableTarget(
             name: "streamdiffusion",
             dependencies: ["Tensors", "ModelFiles", "Models",
@@ -41,6 +48,7 @@ let package = Package(
         .testTarget(name: "TensorsTests", dependencies: ["Tensors"]),
         .testTarget(name: "ModelFilesTests", dependencies: ["ModelFiles", "Tensors"]),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "ModelFiles", "Tensors"]),
+        .testTarget(name: "MediaTests", dependencies: ["Media"]),
         .testTarget(name: "StreamDiffusionTests", dependencies: ["StreamDiffusion", "Models", "ModelFiles", "Tensors"]),
     ]
 )
