@@ -40,7 +40,7 @@ let package = Package(
         .target(name: "Media", dependencies: ["CPNGShim", "CTurboJPEG"]),
         .executableTarget(
             name: "streamdiffusion",
-            dependencies: ["Tensors", "ModelFiles", "Models",
+            dependencies: ["Tensors", "ModelFiles", "Models", "StreamDiffusion", "Media",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         // Replays files through the ModelFiles parsers; `make fuzz` builds it with libFuzzer.

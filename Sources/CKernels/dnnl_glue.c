@@ -32,6 +32,8 @@ struct sd_ctx {
     pthread_mutex_t lock;
     cache_entry *cache;     // batched products
     void *scratch;          // attention score block, reused across calls
+    void *dnnl_scratch;     // oneDNN's scratchpad for this context's primitives (user mode)
+    size_t dnnl_scratch_size;
     size_t scratch_size;
 };
 
@@ -111,23 +113,59 @@ static const char *impl_name(dnnl_primitive_t prim) {
     return name;
 }
 
+/// Primitive attributes with a user-managed scratchpad. oneDNN's default ("library") scratchpad is
+/// one global buffer: primitives of two backends running on two threads at once would share it.
+/// Each context owns its scratchpad instead, and the context lock serialises its executions.
+static dnnl_primitive_attr_t user_scratchpad_attr(void) {
+    dnnl_primitive_attr_t attr = NULL;
+    if (dnnl_primitive_attr_create(&attr) != dnnl_success) return NULL;
+    dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user);
+    return attr;
+}
+
+/// The scratchpad memory `prim` needs, grown in the context as required (caller holds the lock
+/// or owns the context). Returns NULL for a primitive that needs none; sets *failed on OOM.
+static void *scratchpad_for(sd_ctx *ctx, dnnl_primitive_t prim, const dnnl_memory_desc_t **md, int *failed) {
+    const_dnnl_primitive_desc_t pd = NULL;
+    *failed = 0;
+    if (dnnl_primitive_get_primitive_desc(prim, &pd) != dnnl_success) return NULL;
+    *md = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
+    size_t need = *md ? dnnl_memory_desc_get_size(*md) : 0;
+    if (need == 0) return NULL;
+    if (ctx->dnnl_scratch_size < need) {
+        sd_aligned_free(ctx->dnnl_scratch);
+        ctx->dnnl_scratch = sd_aligned_alloc(need);
+        ctx->dnnl_scratch_size = ctx->dnnl_scratch ? need : 0;
+        if (!ctx->dnnl_scratch) { *failed = 1; return NULL; }
+    }
+    return ctx->dnnl_scratch;
+}
+
 /// Runs one reorder from (src_md, src) to (dst_md, dst).
 static int reorder(sd_ctx *ctx, const dnnl_memory_desc_t *src_md, const void *src,
                    const dnnl_memory_desc_t *dst_md, void *dst, char *err, size_t errlen) {
     dnnl_primitive_desc_t pd = NULL;
     dnnl_primitive_t prim = NULL;
-    dnnl_memory_t ms = NULL, md = NULL;
-    int rc = -1;
-    CHECK(dnnl_reorder_primitive_desc_create(&pd, src_md, ctx->engine, dst_md, ctx->engine, NULL),
+    dnnl_memory_t ms = NULL, md = NULL, mscratch = NULL;
+    dnnl_primitive_attr_t attr = user_scratchpad_attr();
+    int rc = -1, failed = 0;
+    CHECK(dnnl_reorder_primitive_desc_create(&pd, src_md, ctx->engine, dst_md, ctx->engine, attr),
           "reorder descriptor");
     CHECK(dnnl_primitive_create(&prim, pd), "reorder primitive");
     CHECK(dnnl_memory_create(&ms, src_md, ctx->engine, (void *)src), "memory");
     CHECK(dnnl_memory_create(&md, dst_md, ctx->engine, dst), "memory");
-    dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, ms}, {DNNL_ARG_TO, md}};
-    CHECK(dnnl_primitive_execute(prim, ctx->stream, 2, args), "reorder");
+    const dnnl_memory_desc_t *scratch_md = NULL;
+    void *scratch = scratchpad_for(ctx, prim, &scratch_md, &failed);
+    if (failed) { set_err(err, errlen, "out of memory for the reorder scratchpad"); goto fail; }
+    dnnl_exec_arg_t args[3] = {{DNNL_ARG_FROM, ms}, {DNNL_ARG_TO, md}, {DNNL_ARG_SCRATCHPAD, NULL}};
+    if (scratch) CHECK(dnnl_memory_create(&mscratch, scratch_md, ctx->engine, scratch), "memory");
+    args[2].memory = mscratch;
+    CHECK(dnnl_primitive_execute(prim, ctx->stream, scratch ? 3 : 2, args), "reorder");
     CHECK(dnnl_stream_wait(ctx->stream), "stream wait");
     rc = 0;
 fail:
+    if (attr) dnnl_primitive_attr_destroy(attr);
+    if (mscratch) dnnl_memory_destroy(mscratch);
     if (ms) dnnl_memory_destroy(ms);
     if (md) dnnl_memory_destroy(md);
     if (prim) dnnl_primitive_destroy(prim);
@@ -140,14 +178,22 @@ typedef struct { int arg; const dnnl_memory_desc_t *md; const void *ptr; } exec_
 
 static int execute(sd_ctx *ctx, dnnl_primitive_t prim, const exec_arg *in, int count, char *err,
                    size_t errlen) {
-    dnnl_exec_arg_t args[8];
-    int made = 0, rc = -1;
+    dnnl_exec_arg_t args[9];
+    int made = 0, rc = -1, failed = 0;
     for (; made < count; made++) {
         args[made].arg = in[made].arg;
         CHECK(dnnl_memory_create(&args[made].memory, in[made].md, ctx->engine, (void *)in[made].ptr),
               "memory");
     }
-    CHECK(dnnl_primitive_execute(prim, ctx->stream, count, args), "execute");
+    const dnnl_memory_desc_t *scratch_md = NULL;
+    void *scratch = scratchpad_for(ctx, prim, &scratch_md, &failed);
+    if (failed) { set_err(err, errlen, "out of memory for the oneDNN scratchpad"); goto fail; }
+    if (scratch) {
+        args[made].arg = DNNL_ARG_SCRATCHPAD;
+        CHECK(dnnl_memory_create(&args[made].memory, scratch_md, ctx->engine, scratch), "memory");
+        made++;
+    }
+    CHECK(dnnl_primitive_execute(prim, ctx->stream, made, args), "execute");
     CHECK(dnnl_stream_wait(ctx->stream), "stream wait");
     rc = 0;
 fail:
@@ -242,6 +288,7 @@ void sd_ctx_destroy(sd_ctx *ctx) {
     if (!ctx) return;
     cache_free(ctx->cache);
     sd_aligned_free(ctx->scratch);
+    sd_aligned_free(ctx->dnnl_scratch);
     if (ctx->stream) dnnl_stream_destroy(ctx->stream);
     if (ctx->engine) dnnl_engine_destroy(ctx->engine);
     pthread_mutex_destroy(&ctx->lock);
@@ -279,10 +326,9 @@ static void conv_addend_md(const sd_conv *c, int n, int h, int w, int kind, int 
 /// Creates a primitive descriptor with post-ops: a binary add of `post` (may be NULL), then ReLU.
 static dnnl_status_t with_post_ops(const_dnnl_op_desc_t desc, const dnnl_memory_desc_t *post, int relu,
                                    dnnl_engine_t engine, dnnl_primitive_desc_t *pd) {
-    dnnl_primitive_attr_t attr = NULL;
+    dnnl_primitive_attr_t attr = user_scratchpad_attr();
     dnnl_post_ops_t ops = NULL;
     if (post || relu) {
-        dnnl_primitive_attr_create(&attr);
         dnnl_post_ops_create(&ops);
         if (post) dnnl_post_ops_append_binary(ops, dnnl_binary_add, post);
         if (relu) dnnl_post_ops_append_eltwise(ops, 1.0f, dnnl_eltwise_relu, 0.0f, 0.0f);
@@ -330,7 +376,10 @@ sd_conv *sd_conv_create(sd_ctx *ctx, const float *weight_oihw, const float *bias
     dnnl_memory_desc_t user;
     dnnl_dims_t wd = {oc, ic, kh, kw};
     dnnl_memory_desc_init_by_tag(&user, 4, wd, dnnl_f32, dnnl_oihw);
-    if (pack_weights(ctx, &c->pw, pd, &user, weight_oihw, bias, oc, err, errlen) != 0) goto fail;
+    pthread_mutex_lock(&ctx->lock);   // the reorder uses the context's scratchpad
+    int packed = pack_weights(ctx, &c->pw, pd, &user, weight_oihw, bias, oc, err, errlen);
+    pthread_mutex_unlock(&ctx->lock);
+    if (packed != 0) goto fail;
     dnnl_primitive_desc_destroy(pd);
     return c;
 fail:
@@ -415,7 +464,10 @@ sd_linear *sd_linear_create(sd_ctx *ctx, const float *weight, const float *bias,
     dnnl_memory_desc_t user;
     dnnl_dims_t wd = {in, out}, ws = {1, in};
     dnnl_memory_desc_init_by_strides(&user, 2, wd, dnnl_f32, ws);
-    if (pack_weights(ctx, &l->pw, pd, &user, weight, bias, out, err, errlen) != 0) goto fail;
+    pthread_mutex_lock(&ctx->lock);   // the reorder uses the context's scratchpad
+    int packed = pack_weights(ctx, &l->pw, pd, &user, weight, bias, out, err, errlen);
+    pthread_mutex_unlock(&ctx->lock);
+    if (packed != 0) goto fail;
     dnnl_primitive_desc_destroy(pd);
     return l;
 fail:
@@ -479,7 +531,8 @@ static int bmm_locked(sd_ctx *ctx, long batch, long m, long n, long k, const voi
     if (!e) {
         dnnl_matmul_desc_t desc;
         CHECK(dnnl_matmul_desc_init(&desc, &amd, &bmd, NULL, &cmd), "batched matmul descriptor");
-        CHECK(dnnl_primitive_attr_create(&attr), "attributes");
+        attr = user_scratchpad_attr();
+        if (!attr) { set_err(err, errlen, "oneDNN attributes failed"); goto fail; }
         if (alpha != 1.0f) CHECK(dnnl_primitive_attr_set_output_scales(attr, 1, 0, &alpha), "scales");
         CHECK(dnnl_primitive_desc_create(&pd, &desc, attr, ctx->engine, NULL), "batched matmul");
         dnnl_primitive_t prim;

@@ -307,9 +307,7 @@ public struct CLIPTokenizer: Sendable {
             }
             merges.append((String(parts[0]), String(parts[1])))
         }
-        guard !merges.isEmpty else {
-            throw TokenizerError.malformedFile(path: url.path, reason: "no merges")
-        }
+        // A header-only file is valid: a byte-level vocabulary needs no merges (transformers agrees).
         return merges
     }
 

@@ -188,3 +188,17 @@ extension Backend {
         try tensor(floats(x).map { Foundation.exp($0) }, shape: x.shape)
     }
 }
+
+extension StreamPipeline {
+    /// A stream over a loaded model folder (its tokenizer, text encoder, UNet and VAE).
+    public convenience init(model: StableDiffusionModel, scheduler: LCMScheduler, parameters: StreamParameters,
+                            backend: any Backend) throws {
+        let vae: StreamVAE
+        switch model.vae {
+        case let .kl(kl): vae = .kl(kl)
+        case let .tiny(tiny): vae = .tiny(tiny)
+        }
+        try self.init(tokenizer: model.tokenizer, textEncoder: model.textEncoder, unet: model.unet, vae: vae,
+                      scheduler: scheduler, parameters: parameters, backend: backend)
+    }
+}

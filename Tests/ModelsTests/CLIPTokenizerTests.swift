@@ -313,7 +313,7 @@ enum CLIPTokenizerFixtures {
         try FileManager.default.createSymbolicLink(at: vocab,
                                                    withDestinationURL: F.folder("sd15").appendingPathComponent("vocab.json"))
         try FileManager.default.removeItem(at: merges)
-        for bad in ["#version: 0.2\ni n\nthree parts here\n", "#version: 0.2\n", "#version: 0.2\nzzzq xxxw\n",
+        for bad in ["#version: 0.2\ni n\nthree parts here\n", "#version: 0.2\nzzzq xxxw\n",
                     "#version: 0.2\ni\n"] {
             try Data(bad.utf8).write(to: merges)
             let e = error { _ = try CLIPTokenizer(folder: dir) }
@@ -321,6 +321,9 @@ enum CLIPTokenizerFixtures {
         }
         try Data([0x23, 0xFF, 0xFE, 0x0A]).write(to: merges)
         #expect(isMalformed(error { _ = try CLIPTokenizer(folder: dir) }, merges.path))
+        // A header-only merges.txt is valid (a byte-level vocabulary with no merges, as transformers reads it).
+        try Data("#version: 0.2\n".utf8).write(to: merges)
+        #expect(error { _ = try CLIPTokenizer(folder: dir) } == nil)
 
         // Malformed optional config files are reported with their name.
         try FileManager.default.removeItem(at: merges)
