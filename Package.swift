@@ -49,6 +49,7 @@ let package = Package(
         .testTarget(name: "ModelFilesTests", dependencies: ["ModelFiles", "Tensors"]),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "ModelFiles", "Tensors"]),
         .testTarget(name: "MediaTests", dependencies: ["Media"]),
+        .testTarget(name: "CLITests", dependencies: ["Media", "streamdiffusion"]),
         .testTarget(name: "StreamDiffusionTests", dependencies: ["StreamDiffusion", "Models", "ModelFiles", "Tensors"]),
     ]
 )

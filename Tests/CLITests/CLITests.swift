@@ -1,0 +1,91 @@
+import Foundation
+import Media
+import Testing
+
+/// The `streamdiffusion` executable, run as a user would run it, on the fixture model
+/// (Tests/Fixtures/models/tiny-sd15 with its byte-level tokenizer, and tiny-taesd).
+@Suite(.serialized) struct CLITests {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static let models = root.appendingPathComponent("Tests/Fixtures/models")
+
+    /// The binary `swift build --build-tests` put next to this test bundle.
+    static var binary: URL? {
+        let candidates = [Bundle.main.bundleURL.deletingLastPathComponent(), Bundle.main.bundleURL]
+            .map { $0.appendingPathComponent("streamdiffusion") }
+            + [root.appendingPathComponent(".build/debug/streamdiffusion")]
+        return candidates.first { FileManager.default.isExecutableFile(atPath: $0.path) }
+    }
+
+    struct Result { let status: Int32; let output: String }
+
+    func run(_ arguments: [String]) throws -> Result {
+        let binary = try #require(CLITests.binary, "build the streamdiffusion executable first (swift build)")
+        let process = Process()
+        process.executableURL = binary
+        process.arguments = arguments
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        try process.run()
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return Result(status: process.terminationStatus, output: String(decoding: data, as: UTF8.self))
+    }
+
+    func temporaryFolder() throws -> URL {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("cli-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        return url
+    }
+
+    var model: [String] {
+        ["--model", Self.models.appendingPathComponent("tiny-sd15").path,
+         "--vae", Self.models.appendingPathComponent("tiny-taesd").path, "--width", "64", "--height", "64", "--dtype", "fp32"]
+    }
+
+    @Test func txt2imgWritesNumberedImages() throws {
+        let out = try temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: out) }
+        let result = try run(["txt2img", "--prompt", "a red circle", "--count", "2", "--output", out.appendingPathComponent("img.png").path] + model)
+        #expect(result.status == 0, "\(result.output)")
+        for k in 0..<2 {
+            let image = try ImageIO().read(url: out.appendingPathComponent(String(format: "img-%03d.png", k)))
+            #expect(image.width == 64 && image.height == 64)
+        }
+    }
+
+    @Test func img2imgTurnsEveryFrameIntoOneOutput() throws {
+        let input = try temporaryFolder(), output = try temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: input); try? FileManager.default.removeItem(at: output) }
+        for k in 0..<3 {
+            let pixels = (0..<(48 * 40 * 3)).map { UInt8(($0 * (k + 3)) % 256) }
+            try ImageIO().write(RGBImage(width: 48, height: 40, pixels: pixels), to: input.appendingPathComponent("f\(k).png"))
+        }
+        let result = try run(["img2img", "--prompt", "abc", "--input", input.path, "--output", output.path,
+                              "--t-index-list", "20,35,45", "--cfg-type", "initialize", "--guidance-scale", "1.4"] + model)
+        #expect(result.status == 0, "\(result.output)")
+        let written = try FileManager.default.contentsOfDirectory(atPath: output.path).sorted()
+        #expect(written == ["f0.png", "f1.png", "f2.png"])
+    }
+
+    @Test func errorsAreOneClearLine() throws {
+        let badSize = try run(["txt2img", "--prompt", "x", "--output", "/tmp/never.png", "--width", "60"] + model.dropLast(6))
+        #expect(badSize.status != 0 && badSize.output.contains("multiples of 8"))
+        let range = try run(["txt2img", "--prompt", "x", "--output", "/tmp/never.png", "--t-index-list", "0,50"] + model)
+        #expect(range.status != 0 && range.output.contains("0...49"))
+        let missing = try run(["txt2img", "--prompt", "x", "--output", "/tmp/never.png", "--model", "nobody/nothing"])
+        #expect(missing.status != 0 && missing.output.contains("not found") && missing.output.contains("models--nobody--nothing"))
+        let notImage = try temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: notImage) }
+        try Data("not an image".utf8).write(to: notImage.appendingPathComponent("a.png"))
+        let corrupt = try run(["img2img", "--prompt", "x", "--input", notImage.appendingPathComponent("a.png").path,
+                               "--output", notImage.appendingPathComponent("b.png").path] + model)
+        #expect(corrupt.status != 0 && corrupt.output.contains("a.png"))
+    }
+
+    @Test func inspectDescribesTheFixture() throws {
+        let result = try run(["inspect", Self.models.appendingPathComponent("tiny-sd15").path])
+        #expect(result.status == 0, "\(result.output)")
+        #expect(result.output.contains("no problems found"))
+    }
+}
