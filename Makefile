@@ -1,7 +1,7 @@
 # StreamDiffusion in Swift — set-up and entry points. Every target installs what is missing first
 # (idempotent: nothing is installed twice, and each install is printed).
 SHELL := /bin/bash
-APT_PACKAGES := libdnnl-dev libpng-dev libturbojpeg0-dev
+APT_PACKAGES := libdnnl-dev libpng-dev libturbojpeg0-dev ffmpeg
 PYTHON ?= python3
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 RELEASE_BIN := .build/release/streamdiffusion
@@ -17,9 +17,9 @@ setup:
 		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
 	fi
 
-## demo: build in release mode and run the main job (for now: the op benchmark)
+## demo: build in release mode and run the main job: txt2img and a video stream (scripts/demo.sh)
 demo: release
-	$(RELEASE_BIN) bench ops
+	./scripts/demo.sh
 
 ## test: run every test (what CI runs)
 test: setup

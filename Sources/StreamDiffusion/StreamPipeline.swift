@@ -44,7 +44,7 @@ public enum StreamVAE: Sendable {
 public final class StreamPipeline {
     public let parameters: StreamParameters
     public let schedule: StreamSchedule
-    let backend: any Backend
+    public let backend: any Backend
     let tokenizer: CLIPTokenizer
     let textEncoder: CLIPTextModel
     let unet: UNet2DConditionModel

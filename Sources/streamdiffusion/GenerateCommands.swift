@@ -89,8 +89,8 @@ struct StreamOptions: ParsableArguments {
     }
 
     /// Loads the model and builds the stream, printing what was loaded.
-    func stream(defaultIndices: [Int]) throws -> StreamPipeline {
-        let parameters = try self.parameters(defaultIndices: defaultIndices)
+    func stream(defaultIndices: [Int], parameters given: StreamParameters? = nil) throws -> StreamPipeline {
+        let parameters = try given ?? self.parameters(defaultIndices: defaultIndices)
         let backend = try self.backend()
         let start = Date()
         let tinyVAE = vae == "taesd" ? "madebyollin/taesd" : (vae == "kl" ? nil : vae)
@@ -128,7 +128,7 @@ struct Txt2ImgCommand: ParsableCommand {
 
     func run() throws {
         let stream = try options.stream(defaultIndices: [0, 16, 32, 45])
-        let backend = try options.backend()
+        let backend = stream.backend
         let url = URL(fileURLWithPath: output)
         let start = Date()
         for k in 0..<count {
@@ -172,7 +172,7 @@ struct Img2ImgCommand: ParsableCommand {
             : [URL(fileURLWithPath: input)]
         guard !inputs.isEmpty else { throw ValidationError("--input \(input) holds no .png or .jpg frames") }
         let stream = try options.stream(defaultIndices: [32, 45])
-        let backend = try options.backend()
+        let backend = stream.backend
         let outputs: [URL]
         if isFolder.boolValue {
             try fm.createDirectory(atPath: output, withIntermediateDirectories: true)

@@ -5,7 +5,7 @@ struct StreamDiffusionCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "streamdiffusion",
         abstract: "Real-time Stable Diffusion streams (StreamDiffusion) in native Swift.",
-        subcommands: [Txt2ImgCommand.self, Img2ImgCommand.self, InspectCommand.self, BenchCommand.self]
+        subcommands: [Txt2ImgCommand.self, Img2ImgCommand.self, VideoCommand.self, InspectCommand.self, BenchCommand.self]
     )
 }
 

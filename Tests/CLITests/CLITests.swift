@@ -83,6 +83,25 @@ import Testing
         #expect(corrupt.status != 0 && corrupt.output.contains("a.png"))
     }
 
+    /// Every input frame yields one output frame at the input rate (ffmpeg test source, 12 frames).
+    @Test(.enabled(if: VideoTools.isAvailable, "needs ffmpeg (make test installs it)"))
+    func videoKeepsEveryFrame() throws {
+        let folder = try temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let input = folder.appendingPathComponent("in.mp4"), output = folder.appendingPathComponent("out.mp4")
+        let writer = try VideoWriter(url: input, width: 64, height: 48, frameRate: 10)
+        for k in 0..<12 {
+            try writer.write(RGBImage(width: 64, height: 48, pixels: (0..<(64 * 48 * 3)).map { UInt8(($0 + 17 * k) % 256) }))
+        }
+        try writer.finish()
+        let result = try run(["video", "--prompt", "abc", "--input", input.path, "--output", output.path,
+                              "--t-index-list", "30,40", "--similar-filter-threshold", "0.98"] + model)
+        #expect(result.status == 0, "\(result.output)")
+        let info = try VideoInfo.probe(url: output)
+        #expect(info.width == 64 && info.height == 64)
+        #expect(try VideoReader(url: output).readAllFrames().count == 12)
+    }
+
     @Test func inspectDescribesTheFixture() throws {
         let result = try run(["inspect", Self.models.appendingPathComponent("tiny-sd15").path])
         #expect(result.status == 0, "\(result.output)")
