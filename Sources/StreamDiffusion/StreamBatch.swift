@@ -34,6 +34,9 @@ public final class StreamBatch {
     public let guidanceScale: Float
     public let delta: Float
     public let addNoise: Bool
+    /// Stream batch (every step in one UNet call) or sequential (the official
+    /// `use_denoising_batch = False`: each frame runs its steps one UNet call at a time).
+    public let denoisingBatch: Bool
     let predictor: any NoisePredictor
     let backend: any Backend
 
@@ -48,17 +51,19 @@ public final class StreamBatch {
     var stockNoise: Tensor
     var buffer: Tensor?
 
-    var rows: Int { schedule.steps * frames }
+    /// Rows of the stream state: every step's frames in stream batch, the new frames in sequential mode.
+    var rows: Int { denoisingBatch ? schedule.steps * frames : frames }
     /// Guidance is active only above 1, and never with `cfg` none (as in the official code).
     var guided: Bool { cfg != .none && guidanceScale > 1 }
 
-    /// `initNoise` [steps·frames, h, w, 4]: the fixed noise of every buffer slot (drawn once from the
-    /// seeded generator in `prepare`).
+    /// `initNoise` [steps·frames, h, w, 4] (sequential mode: [frames, h, w, 4]): the fixed noise of
+    /// every slot (drawn once from the seeded generator in `prepare`).
     public init(predictor: any NoisePredictor, schedule: StreamSchedule, frames: Int = 1, cfg: CFGType = .self,
-                guidanceScale: Float = 1.2, delta: Float = 1, addNoise: Bool = true, initNoise: Tensor,
-                backend: any Backend) throws {
+                guidanceScale: Float = 1.2, delta: Float = 1, addNoise: Bool = true, denoisingBatch: Bool = true,
+                initNoise: Tensor, backend: any Backend) throws {
         guard frames >= 1 else { throw StreamError.invalidParameter("frame_buffer_size must be ≥ 1") }
-        let b = schedule.steps * frames
+        self.denoisingBatch = denoisingBatch
+        let b = denoisingBatch ? schedule.steps * frames : frames
         guard initNoise.rank == 4, initNoise.shape[0] == b else {
             throw StreamError.invalidParameter("init noise must have \(b) rows, got \(initNoise.shape)")
         }
@@ -76,7 +81,7 @@ public final class StreamBatch {
         rowTimesteps = schedule.timesteps.flatMap { Array(repeating: Float($0), count: frames) }
         self.initNoise = initNoise
         stockNoise = try backend.scale(initNoise, by: 0, adding: 0)
-        if schedule.steps > 1 {
+        if denoisingBatch && schedule.steps > 1 {
             buffer = try backend.scale(initNoise.slice(batch: frames..<b), by: 0, adding: 0)
         }
     }
@@ -113,8 +118,9 @@ public final class StreamBatch {
 
     /// One stream-batch call. `xT` [F, h, w, 4] are the newest noised latents; returns the F frames
     /// that have now finished every step (frames that entered S − 1 calls ago).
-    public func callAsFunction(_ xT: Tensor) throws -> Tensor {
+    public func callAsFunction(_ xT: Tensor, freshNoise: () throws -> Tensor = { throw StreamError.notPrepared }) throws -> Tensor {
         guard let context else { throw StreamError.notPrepared }
+        if !denoisingBatch { return try sequential(xT, context: context, freshNoise: freshNoise) }
         let b = rows, f = frames
         let x = try buffer.map { try backend.concatRows([xT, $0]) } ?? xT
         if schedule.steps > 1 {
@@ -162,6 +168,43 @@ public final class StreamBatch {
                 : advanced
         }
         return try rowsOf(denoised, (b - f)..<b)
+    }
+
+    /// Sequential mode: every step of the new frames in its own UNet call, re-noised between steps
+    /// with fresh noise (`freshNoise`, the official `randn_like`). Guidance works as in the official
+    /// `unet_step`: the residual noise of `self` stays zero here (the official code updates it only
+    /// in stream batch), and `initialize` puts the real negative prediction in it. Unlike the
+    /// official code, the slot noise is not overwritten with each frame's x_t.
+    func sequential(_ xT: Tensor, context: Tensor, freshNoise: () throws -> Tensor) throws -> Tensor {
+        let f = frames
+        var x = xT, denoised = xT
+        for i in 0..<schedule.steps {
+            let t = Array(repeating: Float(schedule.timesteps[i]), count: f)
+            var input = x, timesteps = t
+            if guided && cfg == .full { input = try backend.concatRows([x, x]); timesteps += t }
+            if guided && cfg == .initialize { input = try backend.concatRows([x, x]); timesteps += t }
+            let prediction = try predictor(input, timesteps: timesteps, context: context)
+            var eps = prediction
+            if guided {
+                var uncond = try backend.scale(stockNoise, by: delta, adding: 0)
+                if cfg == .full {
+                    uncond = try rowsOf(prediction, 0..<f)
+                    eps = try rowsOf(prediction, f..<(2 * f))
+                } else if cfg == .initialize {
+                    stockNoise = try rowsOf(prediction, 0..<f)
+                    uncond = try backend.scale(stockNoise, by: delta, adding: 0)
+                    eps = try rowsOf(prediction, f..<(2 * f))
+                }
+                eps = try backend.add(uncond, backend.scale(backend.sub(eps, uncond), by: guidanceScale, adding: 0))
+            }
+            let scale = { (values: [Float]) in try self.schedule.column([values[i]], frames: f, on: self.backend) }
+            let x0 = try backend.mul(backend.sub(x, backend.mul(scale(schedule.beta), eps)), scale(schedule.alpha.map { 1 / $0 }))
+            denoised = try backend.add(backend.mul(scale(schedule.cOut), x0), backend.mul(scale(schedule.cSkip), x))
+            guard i + 1 < schedule.steps else { break }
+            x = try backend.scale(denoised, by: schedule.alpha[i + 1], adding: 0)
+            if addNoise { x = try backend.add(x, backend.scale(freshNoise(), by: schedule.beta[i + 1], adding: 0)) }
+        }
+        return denoised
     }
 
     /// LCM step per row: c_out·(x − β·ε)/α + c_skip·x.

@@ -8,6 +8,8 @@ public struct StreamParameters: Sendable, Equatable {
     public var tIndexList: [Int] = [32, 45]
     public var width = 512, height = 512
     public var frameBufferSize = 1
+    /// Stream batch (all steps in one UNet call); false is the official sequential mode.
+    public var useDenoisingBatch = true
     public var doAddNoise = true
     public var cfgType: CFGType = .self
     public var guidanceScale: Float = 1.2
@@ -78,12 +80,12 @@ public final class StreamPipeline {
     /// the prompts and resets the buffers (the official `prepare`).
     public func prepare(prompt: String, negativePrompt: String = "") throws {
         random = TorchRandomSource(seed: parameters.seed)
-        let rows = schedule.steps * parameters.frameBufferSize
+        let rows = (parameters.useDenoisingBatch ? schedule.steps : 1) * parameters.frameBufferSize
         let noise = try nhwcNoise(rows: rows)
         let stream = try StreamBatch(predictor: unet, schedule: schedule, frames: parameters.frameBufferSize,
                                      cfg: parameters.cfgType, guidanceScale: parameters.guidanceScale,
-                                     delta: parameters.delta, addNoise: parameters.doAddNoise, initNoise: noise,
-                                     backend: backend)
+                                     delta: parameters.delta, addNoise: parameters.doAddNoise,
+                                     denoisingBatch: parameters.useDenoisingBatch, initNoise: noise, backend: backend)
         negativeEmbedding = stream.guided && (parameters.cfgType == .full || parameters.cfgType == .initialize)
             ? try embed(negativePrompt) : nil
         try stream.setPrompt(positive: embed(prompt), negative: negativeEmbedding)
@@ -139,7 +141,7 @@ public final class StreamPipeline {
             self.filter = filter
         }
         let latents = try encode(image)
-        return try finish(stream(stream.noised(latents)))
+        return try finish(stream(stream.noised(latents), freshNoise: freshNoise))
     }
 
     /// txt2img: fresh noise from the seeded generator enters at the first step. With one step this
@@ -154,8 +156,11 @@ public final class StreamPipeline {
                                        by: 1 / schedule.alpha[0], adding: 0)
             return try finish(x0)
         }
-        return try finish(stream(noise))
+        return try finish(stream(noise, freshNoise: freshNoise))
     }
+
+    /// Noise for sequential mode's re-noising between steps, from the seeded generator.
+    func freshNoise() throws -> Tensor { try nhwcNoise(rows: parameters.frameBufferSize) }
 
     func encode(_ image: Tensor) throws -> Tensor {
         switch vae {

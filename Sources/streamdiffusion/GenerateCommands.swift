@@ -56,6 +56,9 @@ struct StreamOptions: ParsableArguments {
     @Option(help: "Scale of the fused LoRA.")
     var loraScale: Float = 1
 
+    @Flag(help: "Sequential denoising (one UNet call per step) instead of stream batch.")
+    var noDenoisingBatch = false
+
     func parameters(defaultIndices: [Int]) throws -> StreamParameters {
         var p = StreamParameters()
         if let tIndexList {
@@ -76,6 +79,7 @@ struct StreamOptions: ParsableArguments {
         }
         (p.cfgType, p.guidanceScale, p.delta, p.seed) = (cfg, guidanceScale, delta, seed)
         (p.numInferenceSteps, p.width, p.height) = (steps, width, height)
+        p.useDenoisingBatch = !noDenoisingBatch
         return p
     }
 
@@ -134,7 +138,8 @@ struct Txt2ImgCommand: ParsableCommand {
         for k in 0..<count {
             // A stream of S steps finishes a latent every call after the first S − 1.
             var image = try stream.txt2img()
-            for _ in 1..<max(1, stream.schedule.steps) { image = try stream.txt2img() }
+            let latency = stream.parameters.useDenoisingBatch ? stream.schedule.steps - 1 : 0
+            for _ in 0..<latency { image = try stream.txt2img() }
             let target = count == 1 ? url : numbered(url, k)
             try ImageIO().write(imageFrom(image, backend: backend), to: target)
             print("wrote \(target.path)")
@@ -187,7 +192,7 @@ struct Img2ImgCommand: ParsableCommand {
         }
         // Output k is the stream's answer to input k: the S − 1 calls of latency are flushed by
         // repeating the last frame, so every input yields exactly one output, in order.
-        let latency = stream.schedule.steps - 1
+        let latency = stream.parameters.useDenoisingBatch ? stream.schedule.steps - 1 : 0
         let start = Date()
         var written = 0
         for call in 0..<(frames.count + latency) {

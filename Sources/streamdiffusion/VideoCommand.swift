@@ -53,7 +53,7 @@ struct VideoCommand: ParsableCommand {
         let stream = try options.stream(defaultIndices: [32, 45], parameters: parameters)
         let backend = stream.backend
         let writer = try VideoWriter(url: URL(fileURLWithPath: output), width: options.width, height: options.height, frameRate: rate)
-        let latency = stream.schedule.steps - 1
+        let latency = stream.parameters.useDenoisingBatch ? stream.schedule.steps - 1 : 0
         let total = reader.info.frameCount
         let start = Date()
         var frames = 0, last: Tensor?

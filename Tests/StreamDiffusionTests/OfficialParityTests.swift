@@ -24,8 +24,8 @@ import Tensors
 ///   `txt2img()` (the facade's own draw then is the official noise, checked against the fixture).
 /// - similarity filter: the official draws (Python `random.uniform`) are replayed through
 ///   `SimilarImageFilter(threshold:maxSkipFrames:draws:)` installed in the facade after `prepare`.
-/// - use_denoising_batch = false: StreamPipeline has no sequential mode yet; only the recorded
-///   noise is checked against TorchRandomSource (see `sequentialModeNoise`).
+/// - use_denoising_batch = false: the first call is matched step by step with the official
+///   `randn_like` draws replayed (see `sequentialMode` for why later calls differ on purpose).
 @Suite(.serialized) struct OfficialParityTests {
     static let backend = StreamBatchTests.backend
     static let folder = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
@@ -45,6 +45,7 @@ import Tensors
             let t_index_list: [Int]
             let cfg_type: String
             let do_add_noise: Bool
+            let use_denoising_batch: Bool
             let guidance_scale: Float
             let delta: Float
             let seed: UInt64
@@ -134,6 +135,7 @@ import Tensors
         p.guidanceScale = c.guidance_scale
         p.delta = c.delta
         p.doAddNoise = c.do_add_noise
+        p.useDenoisingBatch = c.use_denoising_batch
         p.seed = c.seed
         p.numInferenceSteps = 50
         if let threshold = c.threshold, let skip = c.max_skip_frame {
@@ -312,12 +314,15 @@ import Tensors
 
     // MARK: Sequential denoising (use_denoising_batch = false)
 
-    /// StreamPipeline has no sequential mode (the official use_denoising_batch = false) yet, so the
-    /// recorded case cannot run. What can be checked: the official fresh `randn_like` noise between
-    /// steps is torch's global generator, which TorchRandomSource replays bit for bit.
-    @Test func sequentialModeNoise() throws {
+    /// Sequential mode against the official first call (every step's UNet input and x0, and the
+    /// output), replaying the official `randn_like` draws (torch's global generator after
+    /// `manual_seed(global_seeds[k])`). Later calls differ on purpose: the official code overwrites its
+    /// slot noise with each call's x_t, so call k + 1 is noised with call k's x_t; ours keeps the
+    /// seeded noise. The recorded draws are still checked for every call.
+    @Test func sequentialMode() throws {
         let c = Self.case("sequential/t20-35-45/self")
         let seeds = try #require(c.global_seeds), key = try #require(c.step_noise)
+        let inputs = try #require(c.inputs), calls = try #require(c.input_calls), xT = try #require(c.x_t)
         let perCall = c.t_index_list.count - 1
         for (k, seed) in seeds.enumerated() {
             var random = TorchRandomSource(seed: seed)
@@ -326,8 +331,15 @@ import Tensors
                         "call \(k), step \(i + 1): randn_like after torch.manual_seed(\(seed))")
             }
         }
-        var random = TorchRandomSource(seed: c.seed)
-        #expect(try Self.torchNoise(&random, rows: 1) == floats(c.init_noise), "sequential init_noise")
+        let stream = try pipeline(c)
+        try checkPrepared(stream, c)
+        let batch = try #require(stream.stream)
+        let image = try row(inputs, calls[0])
+        let noised = try batch.noised(stream.encode(image))
+        try close(noised, row(xT, 0), "sequential call 0: x_t")
+        stream.random = TorchRandomSource(seed: seeds[0])
+        let x0 = try batch(noised, freshNoise: stream.freshNoise)
+        try close(x0, row(c.x0, 0), "sequential call 0: x0 after \(c.t_index_list.count) single-step UNet calls")
     }
 }
 
