@@ -47,9 +47,7 @@ struct VideoCommand: ParsableCommand {
             parameters.similarImageFilterThreshold = similarFilterThreshold
             parameters.similarImageFilterMaxSkipFrame = similarFilterMaxSkip
         }
-        guard frameBufferSize == 1 else {
-            throw ValidationError("video: --frame-buffer-size above 1 is not supported in file mode yet")
-        }
+        guard frameBufferSize >= 1 else { throw ValidationError("--frame-buffer-size must be ≥ 1") }
         let stream = try options.stream(defaultIndices: [32, 45], parameters: parameters)
         let backend = stream.backend
         let writer = try VideoWriter(url: URL(fileURLWithPath: output), width: options.width, height: options.height, frameRate: rate)
@@ -64,15 +62,31 @@ struct VideoCommand: ParsableCommand {
             FileHandle.standardError.write(Data(String(format: "\r%d/%@ frames, %.2f frames/s%@   ", writer.framesWritten,
                                                        total.map(String.init) ?? "?", fps, eta).utf8))
         }
-        while let image = try reader.nextFrame() {
-            let frame = try backend.tensor(image.floats(), shape: [1, options.height, options.width, 3])
-            last = frame
-            let result = try stream.img2img(frame)
-            frames += 1
-            if frames > latency { try emit(result) }
+        // Frames go in groups of --frame-buffer-size (the last group padded with its last frame);
+        // each call returns one group, S − 1 calls late, and the padding is not written.
+        let f = frameBufferSize, size = [1, options.height, options.width, 3]
+        var pending: [Tensor] = [], written = 0, calls = 0
+        func call(_ group: [Tensor]) throws {
+            let result = try stream.img2img(backend.concatRows(group))
+            calls += 1
+            guard calls > latency else { return }
+            for row in 0..<f where written < frames {
+                try emit(result.slice(batch: row..<(row + 1)))
+                written += 1
+            }
         }
-        // Flush the stream: the last frames are still inside it.
-        if let last { for _ in 0..<min(latency, frames) { try emit(try stream.img2img(last)) } }
+        while let image = try reader.nextFrame() {
+            let frame = try backend.tensor(image.floats(), shape: size)
+            last = frame
+            frames += 1
+            pending.append(frame)
+            if pending.count == f { try call(pending); pending = [] }
+        }
+        if let last {
+            if !pending.isEmpty { try call(pending + Array(repeating: last, count: f - pending.count)) }
+            // Flush the stream: the last groups are still inside it.
+            while written < frames { try call(Array(repeating: last, count: f)) }
+        }
         try writer.finish()
         let seconds = Date().timeIntervalSince(start)
         FileHandle.standardError.write(Data("\n".utf8))

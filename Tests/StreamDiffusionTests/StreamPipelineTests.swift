@@ -94,6 +94,21 @@ import Tensors
         #expect(try run(seed: 1, prompt: "xyz", update: "abc") == base)         // a prompt swap = preparing with it
     }
 
+    /// A live prompt change under full and initialize keeps the negative rows (the official
+    /// `update_prompt` drops them and breaks both modes): it must equal preparing with the new prompt.
+    @Test(arguments: [CFGType.full, .initialize])
+    func promptUpdatesKeepNegativeRows(cfg: CFGType) throws {
+        func run(_ prompt: String, update: String?) throws -> [Float] {
+            let stream = try pipeline { $0.tIndexList = [20, 40]; $0.cfgType = cfg; $0.guidanceScale = 1.6 }
+            try stream.prepare(prompt: prompt, negativePrompt: "zz")
+            if let update { try stream.updatePrompt(update) }
+            var last: Tensor?
+            for k in 0..<3 { last = try stream.img2img(image(UInt64(k))) }
+            return try Self.backend.floats(try #require(last))
+        }
+        #expect(try run("xyz", update: "abc") == run("abc", update: nil))
+    }
+
     /// Identical frames are skipped (p = 1 at cos = 1): the previous output comes back unchanged
     /// until the forced refresh.
     @Test func similarityFilterRepeatsTheLastOutput() throws {
