@@ -54,6 +54,19 @@ import Testing
         }
     }
 
+    /// An LCM-LoRA (kohya layout) fused at load; a LoRA for another model reports its unmatched modules.
+    @Test func txt2imgWithALoRA() throws {
+        let out = try temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: out) }
+        let lora = Self.models.appendingPathComponent("lora")
+        let fused = try run(["txt2img", "--prompt", "abc", "--output", out.appendingPathComponent("a.png").path,
+                             "--lcm-lora", lora.appendingPathComponent("tiny-sd15-lora-kohya.safetensors").path] + model)
+        #expect(fused.status == 0 && !fused.output.contains("warning"), "\(fused.output)")
+        let partly = try run(["txt2img", "--prompt", "abc", "--output", out.appendingPathComponent("b.png").path,
+                              "--lcm-lora", lora.appendingPathComponent("tiny-sd15-lora-unmatched.safetensors").path] + model)
+        #expect(partly.status == 0 && partly.output.contains("1 LoRA module(s) matched no UNet weight"), "\(partly.output)")
+    }
+
     @Test func img2imgTurnsEveryFrameIntoOneOutput() throws {
         let input = try temporaryFolder(), output = try temporaryFolder()
         defer { try? FileManager.default.removeItem(at: input); try? FileManager.default.removeItem(at: output) }
