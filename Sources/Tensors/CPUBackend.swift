@@ -87,7 +87,9 @@ public final class CPUBackend: Backend, @unchecked Sendable {
             throw TensorError.invalidArgument(op: "tensor", message: "\(values.count) values do not fill shape \(shape)")
         }
         let t = try output(shape)
-        values.withUnsafeBytes { t.host.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+        values.withUnsafeBytes { bytes in
+            if let base = bytes.baseAddress { t.host.copyMemory(from: base, byteCount: bytes.count) }
+        }
         return t
     }
 

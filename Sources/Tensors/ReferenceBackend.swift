@@ -39,7 +39,9 @@ public final class ReferenceBackend: Backend, @unchecked Sendable {
     func make(_ values: [Float], _ shape: [Int], _ dtype: DType = .float32) throws -> Tensor {
         let t = try pool.tensor(shape: shape, dtype: dtype)
         if dtype == .float32 {
-            values.withUnsafeBytes { t.host.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+            values.withUnsafeBytes { bytes in
+            if let base = bytes.baseAddress { t.host.copyMemory(from: base, byteCount: bytes.count) }
+        }
         } else {
             let p = t.host.assumingMemoryBound(to: UInt16.self)
             for (i, v) in values.enumerated() { p[i] = BFloat16.round(v) }

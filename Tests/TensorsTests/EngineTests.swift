@@ -77,6 +77,16 @@ import Testing
         }
     }
 
+    /// Zero-sized tensors are legal (an empty batch) and must not crash any path.
+    @Test(arguments: [Backends.cpu as any Backend, Backends.reference])
+    func emptyTensors(backend: any Backend) throws {
+        let empty = try backend.tensor([], shape: [0, 4, 4, 3])
+        #expect(try backend.floats(empty) == [])
+        #expect(try backend.activation(empty, .silu).shape == [0, 4, 4, 3])
+        #expect(try backend.concatRows([empty, empty]).shape == [0, 4, 4, 3])
+        #expect(try backend.convert(empty, to: .bfloat16).count == 0)
+    }
+
     @Test func weightsFromAnotherBackendAreRejected() throws {
         let reference = Backends.reference, cpu = Backends.cpu
         let w = try reference.prepareLinear(weight: reference.tensor([1, 2], shape: [1, 2]), bias: nil)
