@@ -13,6 +13,6 @@ struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Benchmarks on this machine, optionally side by side with PyTorch.",
-        subcommands: [OpsBenchCommand.self, ModelsBenchCommand.self]
+        subcommands: [OpsBenchCommand.self, ModelsBenchCommand.self, StreamBenchCommand.self]
     )
 }

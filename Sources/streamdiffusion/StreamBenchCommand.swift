@@ -1,0 +1,136 @@
+import ArgumentParser
+import Foundation
+import ModelFiles
+import Models
+import StreamDiffusion
+import Tensors
+
+/// `bench stream`: the paper's tables for our pipeline on the real-size sd-turbo architecture
+/// (random fp16 weights under the exact diffusers names, see `bench models`).
+struct StreamBenchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "stream",
+        abstract: "Per-frame latency and FPS of the stream: steps, stream batch vs sequential, RCFG, breakdown.",
+        discussion: """
+        img2img and txt2img with 1, 2, 4 and 10 steps at each size, stream batch against sequential \
+        denoising; the RCFG table runs none / self / initialize / full at 4 steps; the breakdown \
+        splits one 1-step img2img frame into encode, UNet, decode and the rest. Latency is the \
+        median time of one call once the stream is full (the frame that comes out entered S − 1 \
+        calls earlier), FPS = frames per call / latency.
+        """
+    )
+
+    @Option(help: "Image sizes, comma-separated (multiples of 64).")
+    var sizes = "512,256"
+
+    @Option(help: "Step counts, comma-separated.")
+    var steps = "1,2,4,10"
+
+    @Option(help: "Compute precision: fp32 or bf16 (default: bf16 where the CPU has AVX-512 BF16).")
+    var dtype: String?
+
+    @Option(help: "Thread count (default: every core).")
+    var threads: Int?
+
+    @Option(help: "Timed calls per measurement (the median is reported).")
+    var repeats = 3
+
+    @Option(help: "Folder of layout JSON files (tools/export_layouts.py).")
+    var layouts = "Tests/Fixtures/layouts"
+
+    @Option(help: "Tokenizer folder (the real CLIP vocabulary).")
+    var tokenizer = "Tests/Fixtures/tokenizer/sd21"
+
+    @Option(help: "Where the synthetic model folders are written (reused across runs).")
+    var cache = FileManager.default.temporaryDirectory.appendingPathComponent("streamdiffusion-synthetic").path
+
+    @Flag(help: "Print one JSON object instead of tables.")
+    var json = false
+
+    struct Row: Encodable {
+        let table: String, mode: String, size: Int, steps: Int, cfg: String
+        let msPerFrame: Double, fps: Double, unetRowsPerFrame: Int
+    }
+
+    func run() throws {
+        let sizeList = try sizes.split(separator: ",").map { part -> Int in
+            guard let s = Int(part), s >= 64, s % 64 == 0 else { throw ValidationError("bad size '\(part)'") }
+            return s
+        }
+        let stepList = try steps.split(separator: ",").map { part -> Int in
+            guard let s = Int(part), (1...50).contains(s) else { throw ValidationError("bad step count '\(part)'") }
+            return s
+        }
+        let precision: CPUBackend.Precision = dtype == "fp32" ? .float32 : dtype == "bf16" ? .bfloat16 : .automatic
+        let backend = try CPUBackend(threads: threads, precision: precision)
+        let models = try SyntheticModels(layouts: URL(fileURLWithPath: layouts), cache: URL(fileURLWithPath: cache),
+                                         log: json ? { _ in } : { print($0) })
+        let unet = try UNet2DConditionModel(models.scope("sd-turbo-unet", backend: backend), config: models.config("sd-turbo-unet"))
+        let text = try CLIPTextModel(models.scope("sd-turbo-text-encoder", backend: backend), config: models.config("sd-turbo-text-encoder"))
+        let taesd = try AutoencoderTiny(models.scope("taesd", backend: backend), config: models.config("taesd"))
+        let clip = try CLIPTokenizer(folder: URL(fileURLWithPath: tokenizer))
+        let scheduler = try LCMScheduler()
+        if !json { print("stream benchmark on \(backend), sd-turbo architecture with random weights, TAESD") }
+
+        func measure(_ table: String, size: Int, indices: [Int], cfg: CFGType, batch: Bool, img2img: Bool) throws -> Row {
+            var p = StreamParameters()
+            (p.width, p.height, p.tIndexList, p.cfgType, p.useDenoisingBatch) = (size, size, indices, cfg, batch)
+            p.guidanceScale = cfg == .none ? 1 : 1.4
+            let stream = try StreamPipeline(tokenizer: clip, textEncoder: text, unet: unet, vae: .tiny(taesd),
+                                            scheduler: scheduler, parameters: p, backend: backend)
+            try stream.prepare(prompt: "a photograph of a mountain lake at dawn", negativePrompt: "blurry")
+            let frame = try OpBenchmark.random(backend, [1, size, size, 3])
+            let call = { _ = try img2img ? stream.img2img(frame) : stream.txt2img() }
+            for _ in 0..<(batch ? indices.count : 1) { try call() }   // fill the stream
+            let ms = OpBenchmark.median(try OpBenchmark.time(warmup: 0, repeats: repeats, call))
+            let rows = cfg == .full ? 2 * indices.count : (cfg == .initialize ? indices.count + 1 : indices.count)
+            let row = Row(table: table, mode: "\(img2img ? "img2img" : "txt2img") \(batch ? "stream batch" : "sequential")",
+                          size: size, steps: indices.count, cfg: cfg.rawValue, msPerFrame: ms, fps: 1000 / ms, unetRowsPerFrame: rows)
+            if !json {
+                print(pad("\(row.mode)", 24) + pad("\(size)²", 7, right: true) + pad("\(row.steps) step\(row.steps == 1 ? "" : "s")", 10, right: true)
+                      + pad(row.cfg, 12, right: true) + pad(format(ms, 1) + " ms", 14, right: true)
+                      + pad(format(row.fps, 2) + " FPS", 12, right: true) + pad("\(rows) rows", 10, right: true))
+            }
+            return row
+        }
+
+        /// img2img starts part-way into the schedule (indices up to 45); txt2img from pure noise at 0.
+        func indices(_ n: Int, img2img: Bool) -> [Int] {
+            let first = img2img ? 32 : 0
+            if n == 1 { return [first] }
+            return (0..<n).map { first + (45 - first) * $0 / (n - 1) }.reduced()
+        }
+
+        var rows: [Row] = []
+        if !json { print("\n== Steps: stream batch vs sequential (cfg none)") }
+        for size in sizeList {
+            for n in stepList {
+                for img2img in [true, false] {
+                    for batch in (n == 1 ? [true] : [true, false]) {
+                        rows.append(try measure("steps", size: size, indices: indices(n, img2img: img2img), cfg: .none,
+                                                batch: batch, img2img: img2img))
+                    }
+                }
+            }
+        }
+        if !json { print("\n== RCFG at 4 steps, img2img, \(sizeList.last ?? 256)²") }
+        for cfg in CFGType.allCases {
+            rows.append(try measure("rcfg", size: sizeList.last ?? 256, indices: indices(4, img2img: true), cfg: cfg,
+                                    batch: true, img2img: true))
+        }
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            print(String(decoding: try encoder.encode(rows), as: UTF8.self))
+        }
+    }
+}
+
+private extension Array where Element == Int {
+    /// Strictly increasing (distinct) indices, nudged up where integer division repeated one.
+    func reduced() -> [Int] {
+        var out: [Int] = []
+        for i in self { out.append(Swift.max(i, (out.last ?? -1) + 1)) }
+        return out
+    }
+}
