@@ -118,6 +118,46 @@ struct StreamBenchCommand: ParsableCommand {
             rows.append(try measure("rcfg", size: sizeList.last ?? 256, indices: indices(4, img2img: true), cfg: cfg,
                                     batch: true, img2img: true))
         }
+        let small = sizeList.last ?? 256
+        if !json { print("\n== Scaling: frame_buffer_size (frames per call), img2img 1 step, \(small)²") }
+        for frames in 1...4 {
+            var p = StreamParameters()
+            (p.width, p.height, p.tIndexList, p.cfgType, p.frameBufferSize) = (small, small, [32], .none, frames)
+            let stream = try StreamPipeline(tokenizer: clip, textEncoder: text, unet: unet, vae: .tiny(taesd),
+                                            scheduler: scheduler, parameters: p, backend: backend)
+            try stream.prepare(prompt: "a photograph of a mountain lake at dawn")
+            let batch = try OpBenchmark.random(backend, [frames, small, small, 3])
+            _ = try stream.img2img(batch)
+            let ms = OpBenchmark.median(try OpBenchmark.time(warmup: 0, repeats: repeats) { _ = try stream.img2img(batch) })
+            let row = Row(table: "scaling", mode: "img2img stream batch", size: small, steps: 1, cfg: "none",
+                          msPerFrame: ms / Double(frames), fps: 1000 * Double(frames) / ms, unetRowsPerFrame: 1)
+            rows.append(row)
+            if !json {
+                print(pad("frame_buffer_size \(frames)", 24) + pad(format(ms, 1) + " ms/call", 16, right: true)
+                      + pad(format(row.msPerFrame, 1) + " ms/frame", 16, right: true) + pad(format(row.fps, 2) + " FPS", 12, right: true))
+            }
+        }
+
+        if !json { print("\n== Breakdown of one img2img frame, 1 step, \(small)²") }
+        do {
+            let image = try OpBenchmark.random(backend, [1, small, small, 3])
+            let ids = [clip.encode("a photograph of a mountain lake at dawn")]
+            let context = try text(ids)
+            let latents = try taesd.encode(image)
+            let stages: [(String, () throws -> Void)] = [
+                ("text encode (once per prompt)", { _ = try text(ids) }),
+                ("TAESD encode", { _ = try taesd.encode(image) }),
+                ("UNet (1 row)", { _ = try unet(latents, timesteps: [359], context: context) }),
+                ("TAESD decode", { _ = try taesd.decode(latents) }),
+            ]
+            for (name, body) in stages {
+                let ms = OpBenchmark.median(try OpBenchmark.time(warmup: 1, repeats: repeats, body))
+                rows.append(Row(table: "breakdown", mode: name, size: small, steps: 1, cfg: "none", msPerFrame: ms,
+                                fps: 1000 / ms, unetRowsPerFrame: name.hasPrefix("UNet") ? 1 : 0))
+                if !json { print(pad(name, 32) + pad(format(ms, 1) + " ms", 14, right: true)) }
+            }
+        }
+
         if json {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
