@@ -44,12 +44,16 @@ struct StreamBenchCommand: ParsableCommand {
     @Option(help: "Where the synthetic model folders are written (reused across runs).")
     var cache = FileManager.default.temporaryDirectory.appendingPathComponent("streamdiffusion-synthetic").path
 
+    @Option(help: "Frames per synthetic clip in the similarity-filter table.")
+    var clipFrames = 30
+
     @Flag(help: "Print one JSON object instead of tables.")
     var json = false
 
     struct Row: Encodable {
         let table: String, mode: String, size: Int, steps: Int, cfg: String
         let msPerFrame: Double, fps: Double, unetRowsPerFrame: Int
+        var framesProcessed: Int? = nil, framesSkipped: Int? = nil, cpuMsPerFrame: Double? = nil
     }
 
     func run() throws {
@@ -119,6 +123,35 @@ struct StreamBenchCommand: ParsableCommand {
                                     batch: true, img2img: true))
         }
         let small = sizeList.last ?? 256
+        if !json {
+            print("\n== Similarity filter (threshold 0.98, max skip 10), img2img 1 step, \(small)², \(clipFrames) frames;"
+                  + " CPU = process CPU time per input frame, the energy proxy")
+        }
+        for kind in SimilarityClip.Kind.allCases {
+            var off: SimilarityMeasurement?
+            for filterOn in [false, true] {
+                var p = StreamParameters()
+                (p.width, p.height, p.tIndexList, p.cfgType, p.enableSimilarImageFilter) = (small, small, [32], .none, filterOn)
+                let stream = try StreamPipeline(tokenizer: clip, textEncoder: text, unet: unet, vae: .tiny(taesd),
+                                                scheduler: scheduler, parameters: p, backend: backend)
+                try stream.prepare(prompt: "a photograph of a mountain lake at dawn")
+                let m = try SimilarityClip(kind: kind, size: small).measure(stream, frames: clipFrames)
+                off = off ?? m
+                let saving = (off?.cpuMsPerFrame ?? m.cpuMsPerFrame) / m.cpuMsPerFrame
+                rows.append(Row(table: "similarity", mode: "\(kind.rawValue), filter \(filterOn ? "on" : "off")", size: small,
+                                steps: 1, cfg: "none", msPerFrame: m.wallMsPerFrame, fps: 1000 / m.wallMsPerFrame,
+                                unetRowsPerFrame: 1, framesProcessed: m.processed, framesSkipped: m.skipped,
+                                cpuMsPerFrame: m.cpuMsPerFrame))
+                if !json {
+                    print(pad("\(kind.rawValue), filter \(filterOn ? "on" : "off")", 32)
+                          + pad("\(m.processed) run / \(m.skipped) skipped", 22, right: true)
+                          + pad(format(m.wallMsPerFrame, 1) + " ms/frame", 16, right: true)
+                          + pad(format(m.cpuMsPerFrame, 1) + " CPU ms/frame", 19, right: true)
+                          + pad(filterOn ? format(saving, 2) + "× less CPU" : "", 15, right: true))
+                }
+            }
+        }
+
         if !json { print("\n== Scaling: frame_buffer_size (frames per call), img2img 1 step, \(small)²") }
         for frames in 1...4 {
             var p = StreamParameters()
