@@ -6,7 +6,7 @@ PYTHON ?= python3
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 RELEASE_BIN := .build/release/streamdiffusion
 
-.PHONY: setup demo test build release fixtures python-tools bench-ops bench-ops-peer bench-models-peer fuzz clean
+.PHONY: setup demo test build release fixtures python-tools bench-ops bench-ops-peer bench-models-peer bench-stream fuzz clean
 
 ## setup: install the system packages the build needs (only those missing)
 setup:
@@ -34,7 +34,7 @@ release: setup
 
 ## python-tools: the pinned PyTorch stack used by fixture generation and the peer benchmark
 python-tools:
-	@$(PYTHON) -c "import torch, safetensors, diffusers, transformers" 2>/dev/null || { \
+	@$(PYTHON) -c "import torch, safetensors, diffusers, transformers, matplotlib" 2>/dev/null || { \
 		echo "installing Python tools from tools/requirements.txt"; \
 		$(PYTHON) -m pip install -q -r tools/requirements.txt; }
 
@@ -57,6 +57,12 @@ bench-ops-peer: release python-tools
 ## bench-models-peer: real-size sd-turbo components side by side with diffusers on PyTorch
 bench-models-peer: release python-tools
 	$(RELEASE_BIN) bench models --peer
+
+## bench-stream: the stream tables at 256² (JSON in docs/charts/stream.json) and their PNG charts
+bench-stream: release python-tools
+	@mkdir -p docs/charts
+	$(RELEASE_BIN) bench stream --sizes 256 --steps 1,2,4 --repeats 2 --json > docs/charts/stream.json
+	$(PYTHON) tools/plot_bench.py docs/charts/stream.json docs/charts
 
 ## fuzz: fuzz the ModelFiles parsers (safetensors header, shard index, model_index.json) with
 ## libFuzzer + AddressSanitizer for FUZZ_SECONDS, seeded from Tests/Fixtures/safetensors. New inputs
