@@ -47,6 +47,15 @@ struct StreamBenchCommand: ParsableCommand {
     @Option(help: "Frames per synthetic clip in the similarity-filter table.")
     var clipFrames = 30
 
+    @Flag(help: "Also run the official streamdiffusion package on PyTorch (tools/peer_stream_bench.py) and print the ratio.")
+    var peer = false
+
+    @Option(help: "Python interpreter for --peer.")
+    var python = "python3"
+
+    @Option(help: "Peer script for --peer.")
+    var peerScript = "tools/peer_stream_bench.py"
+
     @Flag(help: "Print one JSON object instead of tables.")
     var json = false
 
@@ -64,6 +73,9 @@ struct StreamBenchCommand: ParsableCommand {
         let stepList = try steps.split(separator: ",").map { part -> Int in
             guard let s = Int(part), (1...50).contains(s) else { throw ValidationError("bad step count '\(part)'") }
             return s
+        }
+        if peer && !FileManager.default.fileExists(atPath: peerScript) {
+            throw ValidationError("peer script \(peerScript) not found (run from the repository root, or pass --peer-script)")
         }
         let precision: CPUBackend.Precision = dtype == "fp32" ? .float32 : dtype == "bf16" ? .bfloat16 : .automatic
         let backend = try CPUBackend(threads: threads, precision: precision)
@@ -116,6 +128,9 @@ struct StreamBenchCommand: ParsableCommand {
                     }
                 }
             }
+        }
+        if peer {
+            rows += try peerComparison(ours: rows, sizes: sizeList, threads: backend.threads, tokenizer: tokenizer)
         }
         if !json { print("\n== RCFG at 4 steps, img2img, \(sizeList.last ?? 256)²") }
         for cfg in CFGType.allCases {
@@ -196,6 +211,31 @@ struct StreamBenchCommand: ParsableCommand {
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
             print(String(decoding: try encoder.encode(rows), as: UTF8.self))
         }
+    }
+}
+
+extension StreamBenchCommand {
+    /// The official package on PyTorch CPU, same threads, same run: 1-step img2img (t_index_list
+    /// [32], cfg none, TAESD) at each size; ratio = its time per frame / ours.
+    func peerComparison(ours: [Row], sizes: [Int], threads: Int, tokenizer: String) throws -> [Row] {
+        if !json { print("\n== Peer: the official streamdiffusion package on PyTorch CPU (fp32), \(threads) threads, same run") }
+        let answer = try PeerRunner(python: python, script: peerScript).run(
+            ["--threads", "\(threads)", "--sizes", sizes.map(String.init).joined(separator: ","),
+             "--t-index-list", "32", "--repeats", "\(repeats)", "--tokenizer", tokenizer, "--json"])
+        var rows: [Row] = []
+        for size in sizes {
+            guard let theirs = answer.results["img2img_\(size)_1step"]?.ms,
+                  let mine = ours.first(where: { $0.table == "steps" && $0.size == size && $0.steps == 1
+                                                 && $0.mode.hasPrefix("img2img") }) else { continue }
+            rows.append(Row(table: "peer", mode: answer.peer, size: size, steps: 1, cfg: "none",
+                            msPerFrame: theirs, fps: 1000 / theirs, unetRowsPerFrame: 1))
+            if !json {
+                print(pad("img2img 1 step \(size)²", 24) + pad("ours " + format(mine.msPerFrame, 1) + " ms", 18, right: true)
+                      + pad("official " + format(theirs, 1) + " ms", 22, right: true)
+                      + pad(format(theirs / mine.msPerFrame, 2) + "× faster", 14, right: true))
+            }
+        }
+        return rows
     }
 }
 

@@ -1,0 +1,124 @@
+#!/usr/bin/env python3
+"""The official `streamdiffusion` package as the same-run peer of `streamdiffusion bench stream --peer`.
+
+Builds the real-size sd-turbo architecture (SD 2.1-base UNet, the 23-layer OpenCLIP-H text
+encoder, TAESD) from configs with random weights (torch.manual_seed(0); timing does not depend
+on the values), assembles a diffusers StableDiffusionPipeline in memory, wraps it in
+`streamdiffusion.StreamDiffusion` exactly as its img2img demo does (torch_dtype float32,
+cfg_type "none", frame_buffer_size 1, the TAESD VAE) and times one stream call on a fixed input
+image once the stream is full, on PyTorch CPU with --threads threads.
+
+  python3 tools/peer_stream_bench.py --threads 2 [--sizes 512,256] [--t-index-list 32]
+                                     [--repeats 3] [--json]
+
+Keys: img2img_<size>_<steps>step -> {"ms": median, "min_ms": min} over `repeats` calls after
+len(t_index_list) untimed calls (the stream batch's fill plus a warm-up). With --json exactly one
+JSON object goes to stdout; progress goes to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.metadata
+import json
+import statistics
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tools"))
+from make_pipeline_fixtures import patch_cuda_timing  # noqa: E402  (the official __call__ times with CUDA events)
+
+PROMPT = "a photograph of a mountain lake at dawn"
+
+
+def log(message: str) -> None:
+    print(f"[peer_stream_bench] {message}", file=sys.stderr, flush=True)
+
+
+def build_pipe(tokenizer_folder: Path):
+    from diffusers import AutoencoderTiny, LCMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+
+    torch.manual_seed(0)
+    log("building the sd-turbo UNet, text encoder and TAESD (random weights)")
+    unet = UNet2DConditionModel(
+        in_channels=4, out_channels=4, block_out_channels=(320, 640, 1280, 1280),
+        down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
+        up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3,
+        layers_per_block=2, attention_head_dim=[5, 10, 20, 20], cross_attention_dim=1024,
+        use_linear_projection=True, norm_num_groups=32, sample_size=64)
+    text_encoder = CLIPTextModel(CLIPTextConfig(
+        vocab_size=49408, hidden_size=1024, intermediate_size=4096, num_hidden_layers=23,
+        num_attention_heads=16, max_position_embeddings=77, hidden_act="gelu",
+        layer_norm_eps=1e-5, projection_dim=512))
+    vae = AutoencoderTiny()
+    tokenizer = CLIPTokenizer.from_pretrained(str(tokenizer_folder))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        pipe = StableDiffusionPipeline(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
+                                       scheduler=LCMScheduler(), safety_checker=None, feature_extractor=None,
+                                       requires_safety_checker=False)
+    pipe.to("cpu")
+    for model in (unet, vae, text_encoder):
+        model.eval()
+    return pipe
+
+
+def measure(pipe, size: int, t_index_list: list[int], repeats: int) -> dict:
+    from streamdiffusion import StreamDiffusion
+
+    stream = StreamDiffusion(pipe, t_index_list=t_index_list, torch_dtype=torch.float32, width=size, height=size,
+                             frame_buffer_size=1, use_denoising_batch=True, cfg_type="none")
+    stream.prepare(PROMPT, num_inference_steps=50, guidance_scale=1.0)
+    image = torch.rand(1, 3, size, size, generator=torch.Generator().manual_seed(1))   # [0, 1], as a camera frame
+    times = []
+    with torch.inference_mode():
+        for _ in range(len(t_index_list)):   # fill the stream (and warm up)
+            stream(image)
+        for _ in range(repeats):
+            start = time.perf_counter()
+            out = stream(image)
+            times.append((time.perf_counter() - start) * 1000)
+    if not bool(torch.isfinite(out).all()):
+        log(f"{size}: non-finite output with random weights (timing still valid)")
+    return {"ms": statistics.median(times), "min_ms": min(times), "repeats": repeats}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--threads", type=int, required=True)
+    ap.add_argument("--sizes", default="512,256")
+    ap.add_argument("--t-index-list", default="32")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--tokenizer", default=str(ROOT / "Tests/Fixtures/tokenizer/sd21"))
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    try:
+        sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
+        t_index_list = [int(s) for s in args.t_index_list.split(",") if s.strip()]
+    except ValueError as error:
+        ap.error(f"bad list: {error}")
+    if not sizes or any(s < 64 or s % 64 for s in sizes) or not t_index_list or args.repeats < 1:
+        ap.error("sizes must be multiples of 64, t-index-list non-empty, repeats >= 1")
+    torch.set_num_threads(args.threads)
+    patch_cuda_timing()
+    pipe = build_pipe(Path(args.tokenizer))
+    results = {}
+    for size in sizes:
+        key = f"img2img_{size}_{len(t_index_list)}step"
+        log(f"timing {key} (t_index_list {t_index_list})")
+        results[key] = measure(pipe, size, t_index_list, args.repeats)
+        log(f"{key}: {results[key]['ms']:.1f} ms")
+    report = {"peer": "streamdiffusion " + importlib.metadata.version("streamdiffusion"),
+              "torch_version": torch.__version__, "threads": args.threads, "dtype": "fp32",
+              "t_index_list": t_index_list, "results": results}
+    print(json.dumps(report) if args.json else json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
