@@ -6,7 +6,7 @@ PYTHON ?= python3
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 RELEASE_BIN := .build/release/streamdiffusion
 
-.PHONY: setup demo test build release fixtures python-tools bench-ops bench-ops-peer bench-models-peer bench-stream fuzz clean
+.PHONY: setup demo test build release fixtures python-tools bench-ops bench-ops-peer bench-models-peer bench-stream bench-stream-peer fuzz clean
 
 ## setup: install the system packages the build needs (only those missing)
 setup:
@@ -37,6 +37,8 @@ python-tools:
 	@$(PYTHON) -c "import torch, safetensors, diffusers, transformers, matplotlib" 2>/dev/null || { \
 		echo "installing Python tools from tools/requirements.txt"; \
 		$(PYTHON) -m pip install -q -r tools/requirements.txt; }
+	@# The official package (the peer and the parity fixtures); --no-deps: its own pins predate our stack.
+	@$(PYTHON) -c "import streamdiffusion" 2>/dev/null || $(PYTHON) -m pip install -q --no-deps streamdiffusion==0.1.1
 
 ## fixtures: regenerate every reference file under Tests/Fixtures from PyTorch/diffusers (never run by tests)
 fixtures: python-tools
@@ -63,6 +65,11 @@ bench-stream: release python-tools
 	@mkdir -p docs/charts
 	$(RELEASE_BIN) bench stream --sizes 256 --steps 1,2,4 --repeats 2 --json > docs/charts/stream.json
 	$(PYTHON) tools/plot_bench.py docs/charts/stream.json docs/charts
+
+## bench-stream-peer: the stream tables side by side with the official streamdiffusion package, fp32 and bf16
+bench-stream-peer: release python-tools
+	$(RELEASE_BIN) bench stream --dtype fp32 --sizes 512,256 --steps 1 --peer
+	$(RELEASE_BIN) bench stream --dtype bf16 --sizes 512,256 --steps 1 --peer
 
 ## fuzz: fuzz the ModelFiles parsers (safetensors header, shard index, model_index.json) with
 ## libFuzzer + AddressSanitizer for FUZZ_SECONDS, seeded from Tests/Fixtures/safetensors. New inputs

@@ -16,7 +16,11 @@ struct StreamBenchCommand: ParsableCommand {
         denoising; the RCFG table runs none / self / initialize / full at 4 steps; the breakdown \
         splits one 1-step img2img frame into encode, UNet, decode and the rest. Latency is the \
         median time of one call once the stream is full (the frame that comes out entered S − 1 \
-        calls earlier), FPS = frames per call / latency.
+        calls earlier), FPS = frames per call / latency. The similarity table feeds synthetic \
+        static, slow-pan and cut-heavy clips with the filter off and on and reports process CPU \
+        time per input frame (the energy proxy). With --peer the official streamdiffusion package \
+        runs 1-step img2img on PyTorch CPU (fp32) with the same threads in the same run \
+        (tools/peer_stream_bench.py, `make python-tools`) and the ratio is its time / ours.
         """
     )
 
