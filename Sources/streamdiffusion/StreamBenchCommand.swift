@@ -92,13 +92,19 @@ struct StreamBenchCommand: ParsableCommand {
         let scheduler = try LCMScheduler()
         if !json { print("stream benchmark on \(backend), sd-turbo architecture with random weights, TAESD") }
 
+        /// A prepared stream over the shared models (the negative prompt matters only with CFG).
+        func preparedStream(_ p: StreamParameters) throws -> StreamPipeline {
+            let stream = try StreamPipeline(tokenizer: clip, textEncoder: text, unet: unet, vae: .tiny(taesd),
+                                            scheduler: scheduler, parameters: p, backend: backend)
+            try stream.prepare(prompt: "a photograph of a mountain lake at dawn", negativePrompt: "blurry")
+            return stream
+        }
+
         func measure(_ table: String, size: Int, indices: [Int], cfg: CFGType, batch: Bool, img2img: Bool) throws -> Row {
             var p = StreamParameters()
             (p.width, p.height, p.tIndexList, p.cfgType, p.useDenoisingBatch) = (size, size, indices, cfg, batch)
             p.guidanceScale = cfg == .none ? 1 : 1.4
-            let stream = try StreamPipeline(tokenizer: clip, textEncoder: text, unet: unet, vae: .tiny(taesd),
-                                            scheduler: scheduler, parameters: p, backend: backend)
-            try stream.prepare(prompt: "a photograph of a mountain lake at dawn", negativePrompt: "blurry")
+            let stream = try preparedStream(p)
             let frame = try OpBenchmark.random(backend, [1, size, size, 3])
             let call = { _ = try img2img ? stream.img2img(frame) : stream.txt2img() }
             for _ in 0..<(batch ? indices.count : 1) { try call() }   // fill the stream
@@ -151,9 +157,7 @@ struct StreamBenchCommand: ParsableCommand {
             for filterOn in [false, true] {
                 var p = StreamParameters()
                 (p.width, p.height, p.tIndexList, p.cfgType, p.enableSimilarImageFilter) = (small, small, [32], .none, filterOn)
-                let stream = try StreamPipeline(tokenizer: clip, textEncoder: text, unet: unet, vae: .tiny(taesd),
-                                                scheduler: scheduler, parameters: p, backend: backend)
-                try stream.prepare(prompt: "a photograph of a mountain lake at dawn")
+                let stream = try preparedStream(p)
                 let m = try SimilarityClip(kind: kind, size: small).measure(stream, frames: clipFrames)
                 off = off ?? m
                 let saving = (off?.cpuMsPerFrame ?? m.cpuMsPerFrame) / m.cpuMsPerFrame
@@ -175,9 +179,7 @@ struct StreamBenchCommand: ParsableCommand {
         for frames in 1...4 {
             var p = StreamParameters()
             (p.width, p.height, p.tIndexList, p.cfgType, p.frameBufferSize) = (small, small, [32], .none, frames)
-            let stream = try StreamPipeline(tokenizer: clip, textEncoder: text, unet: unet, vae: .tiny(taesd),
-                                            scheduler: scheduler, parameters: p, backend: backend)
-            try stream.prepare(prompt: "a photograph of a mountain lake at dawn")
+            let stream = try preparedStream(p)
             let batch = try OpBenchmark.random(backend, [frames, small, small, 3])
             _ = try stream.img2img(batch)
             let ms = OpBenchmark.median(try OpBenchmark.time(warmup: 0, repeats: repeats) { _ = try stream.img2img(batch) })
