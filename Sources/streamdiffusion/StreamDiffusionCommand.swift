@@ -13,6 +13,7 @@ struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Benchmarks on this machine, optionally side by side with PyTorch.",
-        subcommands: [OpsBenchCommand.self, ModelsBenchCommand.self, StreamBenchCommand.self]
+        subcommands: [AllBenchCommand.self, OpsBenchCommand.self, ModelsBenchCommand.self, StreamBenchCommand.self],
+        defaultSubcommand: AllBenchCommand.self
     )
 }

@@ -94,6 +94,11 @@ import Testing
         let corrupt = try run(["img2img", "--prompt", "x", "--input", notImage.appendingPathComponent("a.png").path,
                                "--output", notImage.appendingPathComponent("b.png").path] + model)
         #expect(corrupt.status != 0 && corrupt.output.contains("a.png"))
+        // `bench` alone runs every part; its options reach them (a bad precision stops it at once).
+        let bench = try run(["bench", "--dtype", "fp16"])
+        #expect(bench.status != 0 && bench.output.contains("unknown precision 'fp16'"))
+        let badSizes = try run(["bench", "stream", "--sizes", "100"])
+        #expect(badSizes.status != 0 && badSizes.output.contains("bad size '100'"))
     }
 
     /// Every input frame yields one output frame at the input rate (ffmpeg test source, 12 frames).
