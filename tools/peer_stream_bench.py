@@ -9,7 +9,10 @@ cfg_type "none", frame_buffer_size 1, the TAESD VAE) and times one stream call o
 image once the stream is full, on PyTorch CPU with --threads threads.
 
   python3 tools/peer_stream_bench.py --threads 2 [--sizes 512,256] [--t-index-list 32]
-                                     [--repeats 3] [--json]
+                                     [--repeats 3] [--rcfg-size 256] [--json]
+
+With --rcfg-size, rcfg_<cfg>_<size>_<steps>step times cfg_type none, self, initialize and full
+(guidance 1.4, negative prompt "blurry") with --rcfg-t-index-list.
 
 Keys: img2img_<size>_<steps>step -> {"ms": median, "min_ms": min} over `repeats` calls after
 len(t_index_list) untimed calls (the stream batch's fill plus a warm-up). With --json exactly one
@@ -69,12 +72,13 @@ def build_pipe(tokenizer_folder: Path):
     return pipe
 
 
-def measure(pipe, size: int, t_index_list: list[int], repeats: int) -> dict:
+def measure(pipe, size: int, t_index_list: list[int], repeats: int, cfg: str = "none") -> dict:
     from streamdiffusion import StreamDiffusion
 
     stream = StreamDiffusion(pipe, t_index_list=t_index_list, torch_dtype=torch.float32, width=size, height=size,
-                             frame_buffer_size=1, use_denoising_batch=True, cfg_type="none")
-    stream.prepare(PROMPT, num_inference_steps=50, guidance_scale=1.0)
+                             frame_buffer_size=1, use_denoising_batch=True, cfg_type=cfg)
+    stream.prepare(PROMPT, negative_prompt="blurry" if cfg != "none" else "", num_inference_steps=50,
+                   guidance_scale=1.0 if cfg == "none" else 1.4)
     image = torch.rand(1, 3, size, size, generator=torch.Generator().manual_seed(1))   # [0, 1], as a camera frame
     times = []
     with torch.inference_mode():
@@ -95,6 +99,9 @@ def main() -> None:
     ap.add_argument("--sizes", default="512,256")
     ap.add_argument("--t-index-list", default="32")
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--rcfg-size", type=int, default=0,
+                    help="also time cfg_type none/self/initialize/full at this size with --rcfg-t-index-list")
+    ap.add_argument("--rcfg-t-index-list", default="32,36,40,45")
     ap.add_argument("--tokenizer", default=str(ROOT / "Tests/Fixtures/tokenizer/sd21"))
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
@@ -114,6 +121,13 @@ def main() -> None:
         log(f"timing {key} (t_index_list {t_index_list})")
         results[key] = measure(pipe, size, t_index_list, args.repeats)
         log(f"{key}: {results[key]['ms']:.1f} ms")
+    if args.rcfg_size:
+        rcfg_list = [int(s) for s in args.rcfg_t_index_list.split(",") if s.strip()]
+        for cfg in ("none", "self", "initialize", "full"):
+            key = f"rcfg_{cfg}_{args.rcfg_size}_{len(rcfg_list)}step"
+            log(f"timing {key} (t_index_list {rcfg_list})")
+            results[key] = measure(pipe, args.rcfg_size, rcfg_list, args.repeats, cfg)
+            log(f"{key}: {results[key]['ms']:.1f} ms")
     report = {"peer": "streamdiffusion " + importlib.metadata.version("streamdiffusion"),
               "torch_version": torch.__version__, "threads": args.threads, "dtype": "fp32",
               "t_index_list": t_index_list, "results": results}

@@ -139,15 +139,16 @@ struct StreamBenchCommand: ParsableCommand {
                 }
             }
         }
-        if peer {
-            rows += try peerComparison(ours: rows, sizes: sizeList, threads: backend.threads, tokenizer: tokenizer)
-        }
         if !json { print("\n== RCFG at 4 steps, img2img, \(sizeList.last ?? 256)²") }
         for cfg in CFGType.allCases {
             rows.append(try measure("rcfg", size: sizeList.last ?? 256, indices: indices(4, img2img: true), cfg: cfg,
                                     batch: true, img2img: true))
         }
         let small = sizeList.last ?? 256
+        if peer {
+            rows += try peerComparison(ours: rows, sizes: sizeList, rcfg: (small, indices(4, img2img: true)),
+                                       threads: backend.threads, tokenizer: tokenizer)
+        }
         if !json {
             print("\n== Similarity filter (threshold 0.98, max skip 10), img2img 1 step, \(small)², \(clipFrames) frames;"
                   + " CPU = process CPU time per input frame, the energy proxy")
@@ -223,11 +224,21 @@ struct StreamBenchCommand: ParsableCommand {
 extension StreamBenchCommand {
     /// The official package on PyTorch CPU, same threads, same run: 1-step img2img (t_index_list
     /// [32], cfg none, TAESD) at each size; ratio = its time per frame / ours.
-    func peerComparison(ours: [Row], sizes: [Int], threads: Int, tokenizer: String) throws -> [Row] {
+    func peerComparison(ours: [Row], sizes: [Int], rcfg: (size: Int, indices: [Int]), threads: Int,
+                        tokenizer: String) throws -> [Row] {
         if !json { print("\n== Peer: the official streamdiffusion package on PyTorch CPU (fp32), \(threads) threads, same run") }
         let answer = try PeerRunner(python: python, script: peerScript).run(
             ["--threads", "\(threads)", "--sizes", sizes.map(String.init).joined(separator: ","),
-             "--t-index-list", "32", "--repeats", "\(repeats)", "--tokenizer", tokenizer, "--json"])
+             "--t-index-list", "32", "--rcfg-size", "\(rcfg.size)",
+             "--rcfg-t-index-list", rcfg.indices.map(String.init).joined(separator: ","),
+             "--repeats", "\(repeats)", "--tokenizer", tokenizer, "--json"])
+        func line(_ label: String, _ mine: Double, _ theirs: Double) {
+            if !json {
+                print(pad(label, 24) + pad("ours " + format(mine, 1) + " ms", 18, right: true)
+                      + pad("official " + format(theirs, 1) + " ms", 22, right: true)
+                      + pad(format(theirs / mine, 2) + "× faster", 14, right: true))
+            }
+        }
         var rows: [Row] = []
         for size in sizes {
             guard let theirs = answer.results["img2img_\(size)_1step"]?.ms,
@@ -235,11 +246,14 @@ extension StreamBenchCommand {
                                                  && $0.mode.hasPrefix("img2img") }) else { continue }
             rows.append(Row(table: "peer", mode: answer.peer, size: size, steps: 1, cfg: "none",
                             msPerFrame: theirs, fps: 1000 / theirs, unetRowsPerFrame: 1))
-            if !json {
-                print(pad("img2img 1 step \(size)²", 24) + pad("ours " + format(mine.msPerFrame, 1) + " ms", 18, right: true)
-                      + pad("official " + format(theirs, 1) + " ms", 22, right: true)
-                      + pad(format(theirs / mine.msPerFrame, 2) + "× faster", 14, right: true))
-            }
+            line("img2img 1 step \(size)²", mine.msPerFrame, theirs)
+        }
+        for cfg in CFGType.allCases {
+            guard let theirs = answer.results["rcfg_\(cfg.rawValue)_\(rcfg.size)_\(rcfg.indices.count)step"]?.ms,
+                  let mine = ours.first(where: { $0.table == "rcfg" && $0.cfg == cfg.rawValue }) else { continue }
+            rows.append(Row(table: "peer-rcfg", mode: answer.peer, size: rcfg.size, steps: rcfg.indices.count,
+                            cfg: cfg.rawValue, msPerFrame: theirs, fps: 1000 / theirs, unetRowsPerFrame: mine.unetRowsPerFrame))
+            line("RCFG \(cfg.rawValue), \(rcfg.indices.count) steps \(rcfg.size)²", mine.msPerFrame, theirs)
         }
         return rows
     }
