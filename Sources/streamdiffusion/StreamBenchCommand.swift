@@ -83,8 +83,8 @@ struct StreamBenchCommand: ParsableCommand {
         }
         let precision: CPUBackend.Precision = dtype == "fp32" ? .float32 : dtype == "bf16" ? .bfloat16 : .automatic
         let backend = try CPUBackend(threads: threads, precision: precision)
-        let models = try SyntheticModels(layouts: URL(fileURLWithPath: layouts), cache: URL(fileURLWithPath: cache),
-                                         log: json ? { _ in } : { print($0) })
+        let models = SyntheticModels(layouts: URL(fileURLWithPath: layouts), cache: URL(fileURLWithPath: cache),
+                                     log: json ? { _ in } : { print($0) })
         let unet = try UNet2DConditionModel(models.scope("sd-turbo-unet", backend: backend), config: models.config("sd-turbo-unet"))
         let text = try CLIPTextModel(models.scope("sd-turbo-text-encoder", backend: backend), config: models.config("sd-turbo-text-encoder"))
         let taesd = try AutoencoderTiny(models.scope("taesd", backend: backend), config: models.config("taesd"))
