@@ -29,13 +29,13 @@ struct AllBenchCommand: ParsableCommand {
         if let dtype { common += ["--dtype", dtype] }
         let threadArgs = threads.map { ["--threads", "\($0)"] } ?? []
         print("== bench ops\n")
-        var ops = try OpsBenchCommand.parse(common)
+        let ops = try OpsBenchCommand.parse(common)
         try ops.run()
         print("\n== bench models\n")
-        var models = try ModelsBenchCommand.parse(common + threadArgs)
+        let models = try ModelsBenchCommand.parse(common + threadArgs)
         try models.run()
         print("\n== bench stream\n")
-        var stream = try StreamBenchCommand.parse(common + threadArgs)
+        let stream = try StreamBenchCommand.parse(common + threadArgs)
         try stream.run()
     }
 }

@@ -73,8 +73,8 @@ struct ModelsBenchCommand: ParsableCommand {
         }
         let precisions = dtype?.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
             ?? (CPUBackend.hardwareSupportsBFloat16 ? ["fp32", "bf16"] : ["fp32"])
-        let folders = try SyntheticModels(layouts: URL(fileURLWithPath: layouts), cache: URL(fileURLWithPath: cache),
-                                          log: json ? { _ in } : { print($0) })
+        let folders = SyntheticModels(layouts: URL(fileURLWithPath: layouts), cache: URL(fileURLWithPath: cache),
+                                      log: json ? { _ in } : { print($0) })
         var report = ModelsReport(threads: threadCount, size: size)
         for precision in precisions {
             guard precision == "fp32" || precision == "bf16" else { throw ValidationError("unknown precision '\(precision)'") }
