@@ -80,7 +80,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tools"))
-from fixture_io import canonicalize_header  # noqa: E402
+from fixture_io import bytes_to_unicode, canonicalize_header  # noqa: E402
 
 MODELS = ROOT / "Tests" / "Fixtures" / "models"
 STREAMDIFFUSION_VERSION = "0.1.1"
@@ -149,20 +149,6 @@ def check_versions() -> dict:
 
 # ----------------------------------------------------------------------------------------------
 # Tokenizer
-
-def bytes_to_unicode() -> dict[int, str]:
-    """The GPT-2 / CLIP reversible byte -> printable unicode character table (insertion order =
-    printable bytes first, then the other 68 mapped to U+0100...)."""
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
-    cs = bs[:]
-    n = 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    return dict(zip(bs, (chr(c) for c in cs)))
-
 
 def write_tokenizer(folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
