@@ -67,6 +67,26 @@ BUILD_S = {"unet": 15.0, "taesd": 0.5, "text": 7.0}
 TEXT_IDS = [49406, 320, 1125, 539, 320, 2368, 49407] + [0] * 70
 
 
+def sd_turbo_unet():
+    """The SD 2.1-base / sd-turbo UNet from its config, default (random) init."""
+    from diffusers import UNet2DConditionModel
+    return UNet2DConditionModel(
+        in_channels=4, out_channels=4, block_out_channels=(320, 640, 1280, 1280),
+        down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
+        up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3,
+        layers_per_block=2, attention_head_dim=[5, 10, 20, 20], cross_attention_dim=1024,
+        use_linear_projection=True, norm_num_groups=32, sample_size=64)
+
+
+def sd_turbo_text_encoder():
+    """sd-turbo's OpenCLIP-H text tower (23 layers, as the diffusers export keeps), random init."""
+    from transformers import CLIPTextConfig, CLIPTextModel
+    return CLIPTextModel(CLIPTextConfig(
+        vocab_size=49408, hidden_size=1024, intermediate_size=4096, num_hidden_layers=23,
+        num_attention_heads=16, max_position_embeddings=77, hidden_act="gelu",
+        layer_norm_eps=1e-5, projection_dim=512))
+
+
 def log(msg: str) -> None:
     print(f"[peer_bench {time.perf_counter() - T_START:6.1f}s] {msg}", file=sys.stderr, flush=True)
 
@@ -207,15 +227,9 @@ class Bench:
 
     # -- components ---------------------------------------------------------------------
     def run_unet(self):
-        from diffusers import UNet2DConditionModel
         log("building UNet (SD 2.1-base / sd-turbo config, random weights)")
         torch.manual_seed(0)
-        unet = UNet2DConditionModel(
-            in_channels=4, out_channels=4, block_out_channels=(320, 640, 1280, 1280),
-            down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
-            up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3,
-            layers_per_block=2, attention_head_dim=[5, 10, 20, 20], cross_attention_dim=1024,
-            use_linear_projection=True, norm_num_groups=32, sample_size=64).eval()
+        unet = sd_turbo_unet().eval()
         self.budget.built("unet")
         procs = {type(p).__name__ for p in unet.attn_processors.values()}
         self.notes.append(f"unet: {sum(p.numel() for p in unet.parameters()) / 1e6:.1f} M parameters, "
@@ -287,13 +301,9 @@ class Bench:
         del vae
 
     def run_text(self):
-        from transformers import CLIPTextConfig, CLIPTextModel
         log("building CLIPTextModel (OpenCLIP-H text config, 23 layers, random weights)")
         torch.manual_seed(0)
-        model = CLIPTextModel(CLIPTextConfig(
-            vocab_size=49408, hidden_size=1024, intermediate_size=4096, num_hidden_layers=23,
-            num_attention_heads=16, max_position_embeddings=77, hidden_act="gelu",
-            layer_norm_eps=1e-5, projection_dim=512)).eval()
+        model = sd_turbo_text_encoder().eval()
         self.budget.built("text")
         attn = getattr(model.config, "_attn_implementation", None)
         self.notes.append(f"text: transformers attention implementation {attn!r}")

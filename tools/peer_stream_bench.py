@@ -35,6 +35,7 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tools"))
 from make_pipeline_fixtures import patch_cuda_timing  # noqa: E402  (the official __call__ times with CUDA events)
+from peer_bench import sd_turbo_text_encoder, sd_turbo_unet  # noqa: E402
 
 PROMPT = "a photograph of a mountain lake at dawn"
 
@@ -44,21 +45,13 @@ def log(message: str) -> None:
 
 
 def build_pipe(tokenizer_folder: Path):
-    from diffusers import AutoencoderTiny, LCMScheduler, StableDiffusionPipeline, UNet2DConditionModel
-    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+    from diffusers import AutoencoderTiny, LCMScheduler, StableDiffusionPipeline
+    from transformers import CLIPTokenizer
 
     torch.manual_seed(0)
     log("building the sd-turbo UNet, text encoder and TAESD (random weights)")
-    unet = UNet2DConditionModel(
-        in_channels=4, out_channels=4, block_out_channels=(320, 640, 1280, 1280),
-        down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
-        up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3,
-        layers_per_block=2, attention_head_dim=[5, 10, 20, 20], cross_attention_dim=1024,
-        use_linear_projection=True, norm_num_groups=32, sample_size=64)
-    text_encoder = CLIPTextModel(CLIPTextConfig(
-        vocab_size=49408, hidden_size=1024, intermediate_size=4096, num_hidden_layers=23,
-        num_attention_heads=16, max_position_embeddings=77, hidden_act="gelu",
-        layer_norm_eps=1e-5, projection_dim=512))
+    unet = sd_turbo_unet()
+    text_encoder = sd_turbo_text_encoder()
     vae = AutoencoderTiny()
     tokenizer = CLIPTokenizer.from_pretrained(str(tokenizer_folder))
     with warnings.catch_warnings():
