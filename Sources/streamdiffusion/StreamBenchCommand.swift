@@ -154,14 +154,13 @@ struct StreamBenchCommand: ParsableCommand {
                   + " CPU = process CPU time per input frame, the energy proxy")
         }
         for kind in SimilarityClip.Kind.allCases {
-            var off: SimilarityMeasurement?
-            for filterOn in [false, true] {
+            let measurements = try [false, true].map { filterOn -> SimilarityMeasurement in
                 var p = StreamParameters()
                 (p.width, p.height, p.tIndexList, p.cfgType, p.enableSimilarImageFilter) = (small, small, [32], .none, filterOn)
-                let stream = try preparedStream(p)
-                let m = try SimilarityClip(kind: kind, size: small).measure(stream, frames: clipFrames)
-                off = off ?? m
-                let saving = (off?.cpuMsPerFrame ?? m.cpuMsPerFrame) / m.cpuMsPerFrame
+                return try SimilarityClip(kind: kind, size: small).measure(preparedStream(p), frames: clipFrames)
+            }
+            for (m, filterOn) in zip(measurements, [false, true]) {
+                let saving = measurements[0].cpuMsPerFrame / m.cpuMsPerFrame
                 rows.append(Row(table: "similarity", mode: "\(kind.rawValue), filter \(filterOn ? "on" : "off")", size: small,
                                 steps: 1, cfg: "none", msPerFrame: m.wallMsPerFrame, fps: 1000 / m.wallMsPerFrame,
                                 unetRowsPerFrame: 1, framesProcessed: m.processed, framesSkipped: m.skipped,
