@@ -1,4 +1,4 @@
-// swift-tools-version: 6.0
+// swift-tools-version: 6.2
 import PackageDescription
 
 // C kernels are always optimised (even in debug test builds) so the test suite stays fast;
@@ -17,6 +17,10 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        // The live server (DESIGN.md §2): HTTP and WebSocket. Traits off: no swift-configuration.
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1", traits: []),
+        .package(url: "https://github.com/hummingbird-project/hummingbird-websocket", from: "2.8.1"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
     ],
     targets: [
         // oneDNN 2.6 from Debian's libdnnl-dev; see DESIGN.md §9.
@@ -38,9 +42,18 @@ let package = Package(
         .target(name: "CPNGShim", dependencies: ["CPNG"], linkerSettings: [.linkedLibrary("png")]),
         .systemLibrary(name: "CTurboJPEG", path: "Sources/CTurboJPEG"),
         .target(name: "Media", dependencies: ["CPNGShim", "CTurboJPEG"]),
+        // `serve`: the WebSocket stream server and its browser page (embedded in the binary).
+        .target(
+            name: "LiveServer",
+            dependencies: ["StreamDiffusion", "Media", "Tensors",
+                           .product(name: "Hummingbird", package: "hummingbird"),
+                           .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
+                           .product(name: "Logging", package: "swift-log")],
+            resources: [.embedInCode("Resources/index.html")]
+        ),
         .executableTarget(
             name: "streamdiffusion",
-            dependencies: ["Tensors", "ModelFiles", "Models", "StreamDiffusion", "Media",
+            dependencies: ["Tensors", "ModelFiles", "Models", "StreamDiffusion", "Media", "LiveServer",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         // Replays files through the ModelFiles parsers; `make fuzz` builds it with libFuzzer.
@@ -50,6 +63,11 @@ let package = Package(
         .testTarget(name: "ModelsTests", dependencies: ["Models", "ModelFiles", "Tensors"]),
         .testTarget(name: "MediaTests", dependencies: ["Media"]),
         .testTarget(name: "CLITests", dependencies: ["Media", "streamdiffusion"]),
+        .testTarget(
+            name: "LiveServerTests",
+            dependencies: ["LiveServer", "StreamDiffusion", "Models", "Media", "Tensors",
+                           .product(name: "HummingbirdWSClient", package: "hummingbird-websocket")]
+        ),
         .testTarget(name: "StreamDiffusionTests", dependencies: ["StreamDiffusion", "Models", "ModelFiles", "Tensors"]),
     ]
 )

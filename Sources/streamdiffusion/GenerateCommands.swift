@@ -11,8 +11,8 @@ struct StreamOptions: ParsableArguments {
     @Option(help: "A diffusers folder or a Hugging Face id found in the local cache (e.g. stabilityai/sd-turbo).")
     var model: String
 
-    @Option(help: "The prompt.")
-    var prompt: String
+    @Option(help: "The prompt (serve: the prompt each client starts with).")
+    var prompt: String?
 
     @Option(help: "Negative prompt (used by --cfg-type full and initialize).")
     var negativePrompt = ""
@@ -92,9 +92,8 @@ struct StreamOptions: ParsableArguments {
         }
     }
 
-    /// Loads the model and builds the stream, printing what was loaded.
-    func stream(defaultIndices: [Int], parameters given: StreamParameters? = nil) throws -> StreamPipeline {
-        let parameters = try given ?? self.parameters(defaultIndices: defaultIndices)
+    /// Loads the model, its scheduler and the backend, printing what was loaded.
+    func load() throws -> (StableDiffusionModel, LCMScheduler, CPUBackend) {
         let backend = try self.backend()
         let start = Date()
         let tinyVAE = vae == "taesd" ? "madebyollin/taesd" : (vae == "kl" ? nil : vae)
@@ -104,8 +103,16 @@ struct StreamOptions: ParsableArguments {
             print("warning: \(model.unmatchedLoRAModules.count) LoRA module(s) matched no UNet weight, e.g. \(model.unmatchedLoRAModules[0])")
         }
         let scheduler = try LCMScheduler(contentsOf: model.folder.configURL("scheduler"))
-        let stream = try StreamPipeline(model: model, scheduler: scheduler, parameters: parameters, backend: backend)
         print("loaded \(model.folder.root.path) in \(String(format: "%.1f", Date().timeIntervalSince(start))) s on \(backend)")
+        return (model, scheduler, backend)
+    }
+
+    /// Loads the model and builds the stream, prepared for `--prompt`.
+    func stream(defaultIndices: [Int], parameters given: StreamParameters? = nil) throws -> StreamPipeline {
+        guard let prompt else { throw ValidationError("--prompt is required") }
+        let parameters = try given ?? self.parameters(defaultIndices: defaultIndices)
+        let (model, scheduler, backend) = try load()
+        let stream = try StreamPipeline(model: model, scheduler: scheduler, parameters: parameters, backend: backend)
         try stream.prepare(prompt: prompt, negativePrompt: negativePrompt)
         return stream
     }

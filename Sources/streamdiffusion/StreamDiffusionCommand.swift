@@ -1,11 +1,11 @@
 import ArgumentParser
 
 @main
-struct StreamDiffusionCommand: ParsableCommand {
+struct StreamDiffusionCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "streamdiffusion",
         abstract: "Real-time Stable Diffusion streams (StreamDiffusion) in native Swift.",
-        subcommands: [Txt2ImgCommand.self, Img2ImgCommand.self, VideoCommand.self, InspectCommand.self, BenchCommand.self]
+        subcommands: [Txt2ImgCommand.self, Img2ImgCommand.self, VideoCommand.self, ServeCommand.self, InspectCommand.self, BenchCommand.self]
     )
 }
 

@@ -1,0 +1,64 @@
+import ArgumentParser
+import Foundation
+import LiveServer
+import Logging
+
+struct ServeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Live demo: a browser page streams the webcam through img2img (or txt2img) over a WebSocket.",
+        discussion: "Binds 127.0.0.1 unless --host says otherwise; any other address needs --token. The protocol is in the README.")
+
+    @OptionGroup var stream: StreamOptions
+
+    @Option(help: "Address to bind (anything but loopback requires --token).")
+    var host = "127.0.0.1"
+
+    @Option(help: "TCP port (0 picks a free one).")
+    var port = 8080
+
+    @Option(help: "Secret that clients must present as ?token= on the page, the WebSocket and /metrics.")
+    var token: String?
+
+    @Option(help: "Largest WebSocket message in bytes.")
+    var maxMessageBytes = LiveLimits().maxMessageBytes
+
+    @Option(help: "Largest input frame side in pixels.")
+    var maxImageSide = LiveLimits().maxImageSide
+
+    @Option(help: "Messages per second a client may send.")
+    var maxMessagesPerSecond = LiveLimits().maxMessagesPerSecond
+
+    @Option(help: "Clients connected at once.")
+    var maxClients = LiveLimits().maxClients
+
+    @Option(help: "JPEG quality of output frames (1–100).")
+    var jpegQuality = 85
+
+    func run() async throws {
+        var configuration = LiveServerConfiguration(host: host, port: port, token: token)
+        configuration.limits.maxMessageBytes = maxMessageBytes
+        configuration.limits.maxImageSide = maxImageSide
+        configuration.limits.maxMessagesPerSecond = maxMessagesPerSecond
+        configuration.limits.maxClients = maxClients
+        configuration.jpegQuality = jpegQuality
+        do {
+            configuration = try configuration.validated()
+        } catch {
+            throw ValidationError(error.description)
+        }
+        let parameters = try stream.parameters(defaultIndices: [32])
+        let (model, scheduler, backend) = try stream.load()
+        let engine = LiveEngine(model: model, scheduler: scheduler, base: parameters, backend: backend)
+        var logger = Logger(label: "streamdiffusion.serve")
+        logger.logLevel = .info
+        let server = try LiveServer(engine: engine, configuration: configuration, logger: logger,
+                                    defaultSettings: engine.defaultSettings(prompt: stream.prompt))
+        let (host, token) = (self.host, self.token)
+        try await server.run(handleSignals: true) { port in
+            let address = host.contains(":") ? "[\(host)]" : host
+            print("serving \(parameters.width)×\(parameters.height) on http://\(address):\(port)/"
+                  + (token.map { "?token=\($0)" } ?? "") + "  (Ctrl-C stops)")
+        }
+    }
+}
