@@ -4,27 +4,37 @@ SHELL := /bin/bash
 APT_PACKAGES := libdnnl-dev libpng-dev libturbojpeg0-dev ffmpeg
 PYTHON ?= python3
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
+# The headless-browser test of the live page (Tests/LiveServerTests/BrowserTests.swift).
+TEST_APT_PACKAGES := chromium
 RELEASE_BIN := .build/release/streamdiffusion
 
-.PHONY: setup demo test build release fixtures python-tools bench-ops bench-ops-peer bench-models-peer bench-stream bench-stream-peer fuzz clean
-
-## setup: install the system packages the build needs (only those missing)
-setup:
-	@command -v swift >/dev/null || { echo "error: the Swift toolchain (6.x) is not on PATH; install it from swift.org first" >&2; exit 1; }
-	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+# Installs the Debian packages listed in $(1) that are missing, and says which.
+apt_install = missing=""; for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 		echo "installing apt packages:$$missing"; \
 		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
 	fi
 
+.PHONY: setup demo serve test build release fixtures python-tools bench-ops bench-ops-peer bench-models-peer bench-stream bench-stream-peer fuzz clean
+
+## setup: install the system packages the build needs (only those missing)
+setup:
+	@command -v swift >/dev/null || { echo "error: the Swift toolchain (6.x) is not on PATH; install it from swift.org first" >&2; exit 1; }
+	@$(call apt_install,$(APT_PACKAGES))
+
 ## demo: build in release mode and run the main job: txt2img and a video stream (scripts/demo.sh)
 demo: release
 	./scripts/demo.sh
 
-## test: run every test (what CI runs)
+## serve: build in release mode and run the live browser demo on http://127.0.0.1:8080/ (scripts/serve.sh)
+serve: release
+	./scripts/serve.sh
+
+## test: run every test (what CI runs), the real-browser test of the live page included
 test: setup
+	@$(call apt_install,$(TEST_APT_PACKAGES))
 	swift build --build-tests
-	swift test --skip-build
+	LIVE_REQUIRE_BROWSER=1 swift test --skip-build
 
 build: setup
 	swift build

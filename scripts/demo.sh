@@ -9,17 +9,7 @@ BIN=.build/release/streamdiffusion
 OUT=demo-output
 mkdir -p "$OUT"
 
-cache="${HF_HUB_CACHE:-${HF_HOME:-$HOME/.cache/huggingface}/hub}"
-if [ -d "$cache/models--stabilityai--sd-turbo" ]; then
-    MODEL=(--model stabilityai/sd-turbo --t-index-list 0 --cfg-type none --width 512 --height 512)
-    [ -d "$cache/models--madebyollin--taesd" ] && MODEL+=(--vae taesd)
-    SIZE=512
-    echo "demo: using stabilityai/sd-turbo from $cache"
-else
-    MODEL=(--model Tests/Fixtures/models/tiny-sd15 --vae Tests/Fixtures/models/tiny-taesd --width 64 --height 64)
-    SIZE=64
-    echo "demo: no sd-turbo in the Hugging Face cache ($cache); using the tiny fixture model (random weights)"
-fi
+source scripts/model-args.sh   # sets MODEL (CLI arguments) and SIZE
 
 echo "== txt2img"
 "$BIN" txt2img "${MODEL[@]}" --prompt "a red circle on a blue background" --count 2 --output "$OUT/txt2img.png"
@@ -29,3 +19,4 @@ ffmpeg -v error -y -f lavfi -i "testsrc=size=${SIZE}x${SIZE}:rate=10" -frames:v 
 "$BIN" video "${MODEL[@]}" --prompt "a watercolor painting" --input "$OUT/input.mp4" --output "$OUT/video.mp4" \
     --similar-filter-threshold 0.98
 echo "demo: results in $OUT/"
+echo "demo: for the live browser demo (webcam in, generated frames out) run: make serve  — then open http://127.0.0.1:8080/"

@@ -3,6 +3,7 @@ import Hummingbird
 import HummingbirdWebSocket
 import Media
 import NIOCore
+import ServiceLifecycle
 
 extension LiveServer {
     /// One client's connection: a receive loop on this task, and two writers (outputs, errors).
@@ -17,7 +18,7 @@ extension LiveServer {
             try await outbound.close(.unknown(1013), reason: "server full")
             return
         }
-        var settings = defaultSettings
+        let settings = defaultSettings
         let session = LiveSession(id: ids.next(), settings: settings)
         logger.info("client \(session.id) connected")
         worker.add(session)
@@ -28,6 +29,19 @@ extension LiveServer {
         }
         try await send(HelloMessage(width: engine.base.width, height: engine.base.height, model: engine.name,
                                     settings: settings, limits: limits), to: outbound)
+        // On shutdown (the server task cancelled) say goodbye, so the server's wait for open
+        // connections does not last until the browser leaves.
+        await withTaskCancellationOrGracefulShutdownHandler {
+            await receive(inbound: inbound, outbound: outbound, session: session, settings: settings)
+        } onCancelOrGracefulShutdown: {
+            Task { try? await outbound.close(.goingAway, reason: "server shutting down") }
+        }
+    }
+
+    private func receive(inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter, session: LiveSession,
+                         settings initial: LiveSettings) async {
+        let limits = configuration.limits
+        var settings = initial
         await withTaskGroup(of: Void.self) { group in
             // The writers end with the session, or at the first failed write (the socket is gone).
             group.addTask { try? await self.writeOutputs(of: session, to: outbound) }

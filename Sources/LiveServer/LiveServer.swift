@@ -26,9 +26,9 @@ public final class LiveServer: Sendable {
         worker = InferenceWorker(engine: engine, metrics: metrics, logger: logger)
     }
 
-    /// Serves until the task is cancelled (or, with `handleSignals`, until SIGINT/SIGTERM).
-    /// `onReady` receives the bound port (useful with port 0).
-    public func run(handleSignals: Bool = false, onReady: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
+    /// Serves until the task is cancelled, which shuts down gracefully: the listener closes and
+    /// every WebSocket client is told goodbye. `onReady` receives the bound port (useful with port 0).
+    public func run(onReady: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
         let router = Router(context: BasicWebSocketRequestContext.self)
         addRoutes(to: router)
         let app = Application(
@@ -46,7 +46,7 @@ public final class LiveServer: Sendable {
         if configuration.token != nil {
             logger.notice("clients must present the token: open /?token=… (the WebSocket and /metrics check it too)")
         }
-        if handleSignals { try await app.runService() } else { try await app.run() }
+        try await app.run()
     }
 
     /// Test seam: a delay before each model job, on the worker thread.

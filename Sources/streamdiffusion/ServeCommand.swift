@@ -55,10 +55,32 @@ struct ServeCommand: AsyncParsableCommand {
         let server = try LiveServer(engine: engine, configuration: configuration, logger: logger,
                                     defaultSettings: engine.defaultSettings(prompt: stream.prompt))
         let (host, token) = (self.host, self.token)
-        try await server.run(handleSignals: true) { port in
-            let address = host.contains(":") ? "[\(host)]" : host
-            print("serving \(parameters.width)×\(parameters.height) on http://\(address):\(port)/"
-                  + (token.map { "?token=\($0)" } ?? "") + "  (Ctrl-C stops)")
+        let serving = Task {
+            try await server.run { port in
+                let address = host.contains(":") ? "[\(host)]" : host
+                print("serving \(parameters.width)×\(parameters.height) on http://\(address):\(port)/"
+                      + (token.map { "?token=\($0)" } ?? "") + "  (Ctrl-C stops)")
+                fflush(nil)   // the line must reach a pipe (scripts wait for it) at once
+            }
+        }
+        let signals = stopOnSignals(serving)
+        defer { signals.forEach { $0.cancel() } }
+        try await serving.value
+    }
+
+    /// SIGINT or SIGTERM shuts the server down gracefully; if a browser still holds an idle
+    /// connection after 3 s, the process exits anyway.
+    private func stopOnSignals(_ serving: Task<Void, any Error>) -> [any DispatchSourceSignal] {
+        [SIGINT, SIGTERM].map { (number: Int32) in
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .main)
+            source.setEventHandler {
+                print("stopping…")
+                serving.cancel()
+                DispatchQueue.main.asyncAfter(deadline: .now() + 3) { Foundation.exit(0) }
+            }
+            source.resume()
+            return source
         }
     }
 }

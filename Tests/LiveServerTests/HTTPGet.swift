@@ -4,7 +4,8 @@ import Glibc
 #endif
 
 /// A minimal blocking HTTP/1.1 GET over a socket (no URLSession: the tests need nothing but
-/// loopback). Reads until the server closes (`Connection: close`).
+/// loopback). Reads the headers, then `Content-Length` bytes (or until the server closes); every
+/// read gives up after 10 s.
 enum HTTPGet {
     struct Failure: Error, CustomStringConvertible { let description: String }
 
@@ -20,11 +21,13 @@ enum HTTPGet {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
         guard connected == 0 else { throw Failure(description: "connect to \(host):\(port) failed") }
+        var timeout = timeval(tv_sec: 10, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         let request = "GET \(path) HTTP/1.1\r\nHost: \(host):\(port)\r\nConnection: close\r\n\r\n"
         _ = request.withCString { send(fd, $0, strlen($0), 0) }
         var response = [UInt8]()
         var chunk = [UInt8](repeating: 0, count: 65536)
-        while true {
+        while !complete(response) {
             let n = recv(fd, &chunk, chunk.count, 0)
             if n <= 0 { break }
             response += chunk[0..<n]
@@ -36,5 +39,19 @@ enum HTTPGet {
         }
         let body = text.range(of: "\r\n\r\n").map { String(text[$0.upperBound...]) } ?? ""
         return (status, body)
+    }
+
+    /// Whether the response holds its headers and the whole body its Content-Length announces.
+    static func complete(_ response: [UInt8]) -> Bool {
+        let separator: [UInt8] = [13, 10, 13, 10]
+        guard let end = (0..<max(0, response.count - 3)).first(where: { Array(response[$0..<$0 + 4]) == separator }) else {
+            return false
+        }
+        let headers = String(decoding: response[..<end], as: UTF8.self).lowercased()
+        guard let line = headers.split(separator: "\r\n").first(where: { $0.hasPrefix("content-length:") }),
+              let length = Int(line.dropFirst("content-length:".count).trimmingCharacters(in: .whitespaces)) else {
+            return false   // no length: read until the server closes
+        }
+        return response.count - (end + 4) >= length
     }
 }
