@@ -58,6 +58,14 @@ let package = Package(
             dependencies: ["Tensors", "ModelFiles", "Models", "StreamDiffusion", "Media", "LiveServer",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
+        // Load client for `serve`: concurrent synthetic camera clients, latency and drop report (tools/soak).
+        .executableTarget(
+            name: "live-soak",
+            dependencies: ["Media",
+                           .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
+                           .product(name: "Logging", package: "swift-log"),
+                           .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
         // Replays files through the ModelFiles parsers; `make fuzz` builds it with libFuzzer.
         .executableTarget(name: "safetensors-fuzz", dependencies: ["ModelFiles"], path: "Fuzz/SafeTensorsFuzz"),
         .testTarget(name: "TensorsTests", dependencies: ["Tensors"]),

@@ -121,6 +121,43 @@ public final class StreamBatch {
     public func callAsFunction(_ xT: Tensor, freshNoise: () throws -> Tensor = { throw StreamError.notPrepared }) throws -> Tensor {
         guard let context else { throw StreamError.notPrepared }
         if !denoisingBatch { return try sequential(xT, context: context, freshNoise: freshNoise) }
+        let step = try begin(xT, context: context)
+        return try finish(step, prediction: predictor(step.input, timesteps: step.timesteps, context: step.context))
+    }
+
+    /// Several stream-batch calls in one UNet call: the rows of every stream are stacked, predicted
+    /// together and split again, so each stream gets what its own call would give. The streams must
+    /// share one model (the first one's predictor runs) and use stream batch; latents and prompts
+    /// must have the same shapes. This is how a server serves several clients with one UNet call.
+    public static func together(_ calls: [(stream: StreamBatch, xT: Tensor)]) throws -> [Tensor] {
+        guard let first = calls.first?.stream else { return [] }
+        var steps: [PendingStep] = []
+        for (stream, xT) in calls {
+            guard let context = stream.context else { throw StreamError.notPrepared }
+            guard stream.denoisingBatch else { throw StreamError.invalidParameter("only stream-batch streams can share a UNet call") }
+            guard xT.shape.dropFirst() == calls[0].xT.shape.dropFirst(), context.shape.dropFirst() == first.context?.shape.dropFirst() else {
+                throw StreamError.badInput("streams sharing a UNet call need the same latent and prompt shapes")
+            }
+            steps.append(try stream.begin(xT, context: context))
+        }
+        let backend = first.backend
+        let prediction = try first.predictor(backend.concatRows(steps.map(\.input)), timesteps: steps.flatMap(\.timesteps),
+                                             context: backend.concatRows(steps.map(\.context)))
+        var row = 0
+        return try zip(calls, steps).map { call, step in
+            defer { row += step.rowCount }
+            return try call.stream.finish(step, prediction: prediction.slice(batch: row..<(row + step.rowCount)))
+        }
+    }
+
+    /// The UNet rows of one call: the stream's latents (doubled or extended per `cfg`).
+    struct PendingStep {
+        let x: Tensor, input: Tensor, timesteps: [Float], context: Tensor
+        var rowCount: Int { timesteps.count }
+    }
+
+    /// The first half of a call: shifts the slot noise and lays out the UNet's input rows.
+    func begin(_ xT: Tensor, context: Tensor) throws -> PendingStep {
         let b = rows, f = frames
         let x = try buffer.map { try backend.concatRows([xT, $0]) } ?? xT
         if schedule.steps > 1 {
@@ -135,7 +172,13 @@ public final class StreamBatch {
             input = try backend.concatRows([rowsOf(x, 0..<f), x])
             timesteps = Array(rowTimesteps.prefix(f)) + rowTimesteps
         }
-        let prediction = try predictor(input, timesteps: timesteps, context: context)
+        return PendingStep(x: x, input: input, timesteps: timesteps, context: context)
+    }
+
+    /// The second half: guidance, the LCM step on every row, the RCFG noise update and the buffer
+    /// shift, from the UNet's prediction for `step`'s rows.
+    func finish(_ step: PendingStep, prediction: Tensor) throws -> Tensor {
+        let b = rows, f = frames, x = step.x
         var textNoise = prediction, uncondNoise: Tensor? = nil
         if guided && cfg == .full {
             uncondNoise = try rowsOf(prediction, 0..<b)

@@ -125,23 +125,48 @@ public final class StreamPipeline {
     /// returns the previous output unchanged and advances nothing.
     public func img2img(_ image: Tensor) throws -> Tensor {
         guard let stream else { throw StreamError.notPrepared }
+        if let previous = try skipBySimilarity(image) { return previous }
+        let latents = try encode(image)
+        return try finish(stream(stream.noised(latents), freshNoise: freshNoise))
+    }
+
+    /// img2img on several streams that share one model, with one UNet call for all of them
+    /// (`StreamBatch.together`); each result is what the stream's own `img2img` would return. Frames
+    /// the similarity filter skips, and sequential-mode streams, run on their own.
+    public static func img2img(_ jobs: [(stream: StreamPipeline, image: Tensor)]) throws -> [Tensor] {
+        var results = [Tensor?](repeating: nil, count: jobs.count)
+        var grouped: [(index: Int, stream: StreamBatch, xT: Tensor)] = []
+        for (index, job) in jobs.enumerated() {
+            guard let stream = job.stream.stream else { throw StreamError.notPrepared }
+            if let previous = try job.stream.skipBySimilarity(job.image) {
+                results[index] = previous
+            } else if stream.denoisingBatch {
+                grouped.append((index, stream, try stream.noised(job.stream.encode(job.image))))
+            } else {
+                results[index] = try job.stream.img2img(job.image)
+            }
+        }
+        let denoised = try StreamBatch.together(grouped.map { ($0.stream, $0.xT) })
+        for (entry, latents) in zip(grouped, denoised) {
+            results[entry.index] = try jobs[entry.index].stream.finish(latents)
+        }
+        return results.compactMap { $0 }
+    }
+
+    /// Checks the input's shape and runs the similarity filter: the previous output when the frame
+    /// is skipped, nil when it must be processed.
+    func skipBySimilarity(_ image: Tensor) throws -> Tensor? {
         let expected = [parameters.frameBufferSize, parameters.height, parameters.width, 3]
         guard image.shape == expected else {
             throw StreamError.badInput("input must be \(expected) (NHWC in [-1, 1]), got \(image.shape)")
         }
-        if var filter, let previousOutput {
-            let skip = filter.shouldSkip(try backend.floats(image))
-            self.filter = filter
-            if skip {
-                skippedFrames += 1
-                return previousOutput
-            }
-        } else if var filter {
-            _ = filter.shouldSkip(try backend.floats(image))   // the first frame: always processed
-            self.filter = filter
-        }
-        let latents = try encode(image)
-        return try finish(stream(stream.noised(latents), freshNoise: freshNoise))
+        guard var filter else { return nil }
+        // The first frame is always processed (there is nothing to return instead).
+        let skip = filter.shouldSkip(try backend.floats(image)) && previousOutput != nil
+        self.filter = filter
+        guard skip, let previousOutput else { return nil }
+        skippedFrames += 1
+        return previousOutput
     }
 
     /// txt2img: fresh noise from the seeded generator enters at the first step. With one step this

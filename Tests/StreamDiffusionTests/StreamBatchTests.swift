@@ -102,6 +102,28 @@ import Tensors
         }
     }
 
+    /// Two streams with their own prompt, noise, guidance and cfg in one UNet call give what each
+    /// gives alone (the live server serves its clients this way). 1e-5: same UNet, other batch size.
+    @Test(arguments: [CFGType.none, .self, .full, .initialize])
+    func streamsShareOneUNetCall(cfg: CFGType) throws {
+        let schedule = try StreamSchedule(scheduler: Self.scheduler, timesteps: [799, 399])
+        func make(seed: UInt64, cfg: CFGType, prompt: Int) throws -> StreamBatch {
+            let s = try StreamBatch(predictor: Self.unet, schedule: schedule, cfg: cfg, guidanceScale: 1.5, delta: 0.7,
+                                    initNoise: random([2, 8, 8, 4], seed: seed), backend: backend)
+            try s.setPrompt(positive: context(prompt), negative: context(1 - prompt))
+            return s
+        }
+        // Each pair: A with `cfg` and B with `.full` (different row counts), shared and alone.
+        let sharedA = try make(seed: 2, cfg: cfg, prompt: 0), sharedB = try make(seed: 3, cfg: .full, prompt: 1)
+        let aloneA = try make(seed: 2, cfg: cfg, prompt: 0), aloneB = try make(seed: 3, cfg: .full, prompt: 1)
+        for call in 0..<4 {
+            let a = try random([1, 8, 8, 4], seed: 100 + UInt64(call)), b = try random([1, 8, 8, 4], seed: 200 + UInt64(call))
+            let shared = try StreamBatch.together([(sharedA, sharedA.noised(a)), (sharedB, sharedB.noised(b))])
+            expectClose(try backend.floats(shared[0]), try backend.floats(aloneA(aloneA.noised(a))), relative: 1e-5, "\(cfg) A call \(call)")
+            expectClose(try backend.floats(shared[1]), try backend.floats(aloneB(aloneB.noised(b))), relative: 1e-5, "\(cfg) B call \(call)")
+        }
+    }
+
     @Test func rejectsBadSetups() throws {
         let schedule = try StreamSchedule(scheduler: Self.scheduler, tIndexList: [0])
         #expect(schedule.timesteps == [999])

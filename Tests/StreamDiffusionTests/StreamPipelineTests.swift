@@ -128,4 +128,25 @@ import Tensors
         let stream = try pipeline { _ in }
         #expect(throws: StreamError.notPrepared) { try stream.txt2img() }
     }
+
+    /// Streams sharing one UNet call return what each returns alone, the similarity filter (which
+    /// skips the repeated frame of stream A) included.
+    @Test func severalStreamsInOneCallEqualEachAlone() throws {
+        func make(_ prompt: String, seed: UInt64, filter: Bool) throws -> StreamPipeline {
+            let p = try pipeline { $0.tIndexList = [20, 40]; $0.seed = seed; $0.enableSimilarImageFilter = filter }
+            try p.prepare(prompt: prompt)
+            return p
+        }
+        let together = [try make("a red circle", seed: 1, filter: true), try make("a blue square", seed: 2, filter: false)]
+        let alone = [try make("a red circle", seed: 1, filter: true), try make("a blue square", seed: 2, filter: false)]
+        let framesA = [try image(1), try image(1), try image(2)], framesB = [try image(3), try image(4), try image(5)]
+        for call in 0..<3 {
+            let shared = try StreamPipeline.img2img([(together[0], framesA[call]), (together[1], framesB[call])])
+            expectClose(try Self.backend.floats(shared[0]), try Self.backend.floats(alone[0].img2img(framesA[call])),
+                        relative: 1e-5, "A call \(call)")
+            expectClose(try Self.backend.floats(shared[1]), try Self.backend.floats(alone[1].img2img(framesB[call])),
+                        relative: 1e-5, "B call \(call)")
+        }
+        #expect(together[0].skippedFrames == 1 && alone[0].skippedFrames == 1)
+    }
 }
