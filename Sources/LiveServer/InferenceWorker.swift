@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Media
 import StreamDiffusion
 
 /// The one thread that runs the model. Clients take turns (round robin over sessions with work),
@@ -9,17 +10,23 @@ final class InferenceWorker: @unchecked Sendable {
     let engine: LiveEngine
     let metrics: LiveMetrics
     let logger: Logger
-    /// Test seam: runs before each job, on the worker thread (simulates a slow model).
-    var beforeJob: (@Sendable () -> Void)?
+    /// Serve clients with frames waiting in one UNet call (`StreamPipeline.img2img(_:)` over their
+    /// streams) rather than one call each.
+    let batchClients: Bool
+    /// Test seam: runs before each model call, on the worker thread (simulates a slow model).
+    var beforeCall: (@Sendable () -> Void)?
 
     private let condition = NSCondition()
     private var sessions: [LiveSession] = []
     private var nextIndex = 0
     private var stopped = false
     private var running: Thread?
+    /// Model calls taken so far (for tests).
+    private var calls = 0
+    var modelCalls: Int { locked { calls } }
 
-    init(engine: LiveEngine, metrics: LiveMetrics, logger: Logger) {
-        (self.engine, self.metrics, self.logger) = (engine, metrics, logger)
+    init(engine: LiveEngine, metrics: LiveMetrics, logger: Logger, batchClients: Bool) {
+        (self.engine, self.metrics, self.logger, self.batchClients) = (engine, metrics, logger, batchClients)
     }
 
     func start() {
@@ -80,79 +87,101 @@ final class InferenceWorker: @unchecked Sendable {
         return try body()
     }
 
-    fileprivate enum Job { case frame(InputFrame), generate }
+    /// One session's share of a model call: its frame (nil: a txt2img generation) and the settings
+    /// it sent since its last turn.
+    private struct Work {
+        let session: LiveSession
+        let frame: InputFrame?
+        let settings: LiveSettings?
+    }
 
-    /// The next session with work after the last one served, and its job (taken from its slot).
-    private func takeJob() -> (LiveSession, Job, LiveSettings?)? {
-        guard !sessions.isEmpty else { return nil }
+    /// The next work, round robin from the session after the last one served. With `batchClients`,
+    /// every other session with an img2img frame waiting joins the first one's UNet call.
+    private func takeWork() -> [Work] {
+        var batch: [Work] = []
+        let start = nextIndex
         for offset in 0..<sessions.count {
-            let index = (nextIndex + offset) % sessions.count
+            let index = (start + offset) % sessions.count
             let session = sessions[index]
-            var job: Job?
-            if let frame = session.pendingFrame, session.mode == .img2img {
-                job = .frame(frame)
-                session.pendingFrame = nil
-            } else if session.mode == .txt2img, session.undelivered == 0 {
-                job = .generate
-            } else if session.pendingSettings != nil {
-                job = nil   // settings alone are applied with the next frame
-            }
-            guard let job else { continue }
-            nextIndex = index + 1
-            let settings = session.pendingSettings
+            let frame = session.mode == .img2img ? session.pendingFrame : nil
+            let generate = session.mode == .txt2img && session.undelivered == 0
+            guard frame != nil || generate else { continue }   // settings alone wait for the next frame
+            if let first = batch.first, !(batchClients && first.frame != nil && frame != nil) { continue }
+            if batch.isEmpty { nextIndex = index + 1 }
+            session.pendingFrame = nil
+            if generate { session.undelivered += 1 }
+            batch.append(Work(session: session, frame: frame, settings: session.pendingSettings))
             session.pendingSettings = nil
-            if case .generate = job { session.undelivered += 1 }
-            return (session, job, settings)
         }
-        return nil
+        return batch
     }
 
     private func loop() {
         while true {
             condition.lock()
-            var next: (LiveSession, Job, LiveSettings?)?
+            var batch: [Work] = []
             while !stopped {
-                next = takeJob()
-                if next != nil { break }
+                batch = takeWork()
+                if !batch.isEmpty { calls += 1; break }
                 condition.wait()
             }
             condition.unlock()
-            guard let (session, job, settings) = next else { return }
-            beforeJob?()
-            run(job, settings: settings, for: session)
+            guard !batch.isEmpty else { return }
+            beforeCall?()
+            run(batch)
         }
     }
 
-    private func run(_ job: Job, settings: LiveSettings?, for session: LiveSession) {
-        do {
-            let stream = try prepareStream(for: session, settings: settings)
-            let output: OutputFrame
-            switch job {
-            case let .frame(frame):
-                let skippedBefore = stream.skippedFrames
-                let result = try engine.image(stream.img2img(engine.tensor(frame.image)))
-                if stream.skippedFrames > skippedBefore {
-                    session.count { $0.skipped += 1 }
-                    metrics.record { $0.framesSkipped += 1 }
-                    output = OutputFrame(image: result, input: frame.sequence, arrival: frame.arrival)
-                } else {
-                    // A stream of S steps returns the frame that entered S − 1 calls ago.
-                    session.inputsInStream.append(frame)
-                    let source = session.inputsInStream.count >= stream.schedule.steps
-                        ? session.inputsInStream.removeFirst() : nil
-                    output = OutputFrame(image: result, input: source?.sequence, arrival: source?.arrival ?? frame.arrival)
-                }
-            case .generate:
-                output = OutputFrame(image: try engine.image(stream.txt2img()), input: nil,
-                                     arrival: DispatchTime.nowNanoseconds)
+    private func run(_ batch: [Work]) {
+        var ready: [(work: Work, stream: StreamPipeline, frame: InputFrame?)] = []
+        for work in batch {
+            do {
+                ready.append((work, try prepareStream(for: work.session, settings: work.settings), work.frame))
+            } catch {
+                fail(work, error)
             }
-            deliver(output, to: session, counted: job.isFrame)
-        } catch {
-            if !job.isFrame { locked { session.undelivered = max(0, session.undelivered - 1) } }
-            metrics.error("model_error")
-            session.noticeSink.yield(.model("\(error)"))
-            logger.warning("client \(session.id): \(error)")
         }
+        guard let first = ready.first else { return }
+        do {
+            let frames = ready.compactMap(\.frame)
+            guard frames.count == ready.count else {   // txt2img: one session at a time
+                let image = try engine.image(first.stream.txt2img())
+                deliver(OutputFrame(image: image, input: nil, arrival: DispatchTime.nowNanoseconds), to: first.work.session, counted: false)
+                return
+            }
+            let skippedBefore = ready.map(\.stream.skippedFrames)
+            let inputs = try frames.map { try engine.tensor($0.image) }
+            let results = ready.count == 1
+                ? [try first.stream.img2img(inputs[0])]
+                : try StreamPipeline.img2img(zip(ready, inputs).map { ($0.stream, $1) })
+            for (k, (item, frame)) in zip(ready, frames).enumerated() {
+                let output = try self.output(engine.image(results[k]), for: frame, of: item.work.session,
+                                             skipped: item.stream.skippedFrames > skippedBefore[k], steps: item.stream.schedule.steps)
+                deliver(output, to: item.work.session, counted: true)
+            }
+        } catch {
+            ready.forEach { fail($0.work, error) }
+        }
+    }
+
+    /// The output for an input frame: a skipped frame is answered at once; otherwise a stream of S
+    /// steps returns the frame that entered S − 1 calls ago (nil while it fills with noise).
+    private func output(_ image: RGBImage, for frame: InputFrame, of session: LiveSession, skipped: Bool, steps: Int) -> OutputFrame {
+        if skipped {
+            session.count { $0.skipped += 1 }
+            metrics.record { $0.framesSkipped += 1 }
+            return OutputFrame(image: image, input: frame.sequence, arrival: frame.arrival)
+        }
+        session.inputsInStream.append(frame)
+        let source = session.inputsInStream.count >= steps ? session.inputsInStream.removeFirst() : nil
+        return OutputFrame(image: image, input: source?.sequence, arrival: source?.arrival ?? frame.arrival)
+    }
+
+    private func fail(_ work: Work, _ error: any Error) {
+        if work.frame == nil { locked { work.session.undelivered = max(0, work.session.undelivered - 1) } }
+        metrics.error("model_error")
+        work.session.noticeSink.yield(.model("\(error)"))
+        logger.warning("client \(work.session.id): \(error)")
     }
 
     /// The session's stream for `settings`: a prompt change swaps the prompt embedding; any other
@@ -185,8 +214,4 @@ final class InferenceWorker: @unchecked Sendable {
             metrics.record { $0.framesDropped += 1 }
         }
     }
-}
-
-private extension InferenceWorker.Job {
-    var isFrame: Bool { if case .frame = self { true } else { false } }
 }

@@ -28,6 +28,8 @@ public struct LiveServerConfiguration: Sendable {
     public var limits = LiveLimits()
     /// JPEG quality of output frames.
     public var jpegQuality = 85
+    /// Clients with frames waiting share one UNet call (see docs/BENCHMARKS.md for what it gains).
+    public var batchClients = true
 
     public init(host: String = "127.0.0.1", port: Int = 8080, token: String? = nil) {
         (self.host, self.port, self.token) = (host, port, token)

@@ -23,7 +23,8 @@ public final class LiveServer: Sendable {
         self.configuration = try configuration.validated()
         (self.engine, self.logger) = (engine, logger)
         self.defaultSettings = defaultSettings ?? engine.defaultSettings()
-        worker = InferenceWorker(engine: engine, metrics: metrics, logger: logger)
+        worker = InferenceWorker(engine: engine, metrics: metrics, logger: logger,
+                                 batchClients: self.configuration.batchClients)
     }
 
     /// Serves until the task is cancelled, which shuts down gracefully: the listener closes and
@@ -51,7 +52,7 @@ public final class LiveServer: Sendable {
 
     /// Test seam: a delay before each model job, on the worker thread.
     func slowModel(by seconds: Double) {
-        worker.beforeJob = { Thread.sleep(forTimeInterval: seconds) }
+        worker.beforeCall = { Thread.sleep(forTimeInterval: seconds) }
     }
 
     private func authorized(_ request: Request) -> Bool {

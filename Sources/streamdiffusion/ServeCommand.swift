@@ -35,6 +35,9 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "JPEG quality of output frames (1–100).")
     var jpegQuality = 85
 
+    @Flag(help: "One UNet call per client instead of one for all clients with frames waiting.")
+    var noBatchClients = false
+
     func run() async throws {
         var configuration = LiveServerConfiguration(host: host, port: port, token: token)
         configuration.limits.maxMessageBytes = maxMessageBytes
@@ -42,6 +45,7 @@ struct ServeCommand: AsyncParsableCommand {
         configuration.limits.maxMessagesPerSecond = maxMessagesPerSecond
         configuration.limits.maxClients = maxClients
         configuration.jpegQuality = jpegQuality
+        configuration.batchClients = !noBatchClients
         do {
             configuration = try configuration.validated()
         } catch {

@@ -192,6 +192,33 @@ struct StreamBenchCommand: ParsableCommand {
             }
         }
 
+        if !json { print("\n== Clients sharing one UNet call (serve batches its clients), img2img 1 step, \(small)²") }
+        for clients in [2, 4] {
+            let streams = try (0..<clients).map { k -> StreamPipeline in
+                var p = StreamParameters()
+                (p.width, p.height, p.tIndexList, p.cfgType, p.seed) = (small, small, [32], .self, UInt64(k))
+                return try preparedStream(p)
+            }
+            let frame = try OpBenchmark.random(backend, [1, small, small, 3])
+            let jobs = streams.map { ($0, frame) }
+            let apart = OpBenchmark.median(try OpBenchmark.time(warmup: 1, repeats: repeats) {
+                for stream in streams { _ = try stream.img2img(frame) }
+            })
+            let together = OpBenchmark.median(try OpBenchmark.time(warmup: 1, repeats: repeats) {
+                _ = try StreamPipeline.img2img(jobs)
+            })
+            for (mode, ms) in [("one call per client", apart), ("one call for all", together)] {
+                let row = Row(table: "clients", mode: "\(clients) clients, \(mode)", size: small, steps: 1, cfg: "self",
+                              msPerFrame: ms / Double(clients), fps: 1000 * Double(clients) / ms, unetRowsPerFrame: 1)
+                rows.append(row)
+                if !json {
+                    print(pad(row.mode, 34) + pad(format(ms, 1) + " ms/round", 17, right: true)
+                          + pad(format(row.fps, 2) + " FPS", 12, right: true)
+                          + pad(ms == together ? format(apart / together, 2) + "× throughput" : "", 18, right: true))
+                }
+            }
+        }
+
         if !json { print("\n== Breakdown of one img2img frame, 1 step, \(small)²") }
         do {
             let image = try OpBenchmark.random(backend, [1, small, small, 3])

@@ -26,9 +26,13 @@ struct BrowserTests {
                 if (stats["framesOut"] as? Int ?? 0) >= 5 { break }
                 try await Task.sleep(for: .milliseconds(100))
             }
+            // The overlay must keep changing as outputs arrive (up to 10 s: the machine may be busy).
             let overlayBefore = try await cdp.evaluateString("document.getElementById('stats').textContent")
-            try await Task.sleep(for: .milliseconds(800))
-            let overlayAfter = try await cdp.evaluateString("document.getElementById('stats').textContent")
+            var overlayAfter = overlayBefore
+            for _ in 0..<100 where overlayAfter == overlayBefore {
+                try await Task.sleep(for: .milliseconds(100))
+                overlayAfter = try await cdp.evaluateString("document.getElementById('stats').textContent")
+            }
             let rect = try await cdp.evaluateJSON("JSON.stringify(document.getElementById('output').getBoundingClientRect())")
             let png = try await cdp.screenshot()
             return BrowserResult(stats: String(decoding: try JSONSerialization.data(withJSONObject: stats), as: UTF8.self),

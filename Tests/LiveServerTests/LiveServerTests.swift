@@ -73,6 +73,40 @@ import Testing
         #expect(meanDifference(outputs[1], expected[1]) < 0.5)
     }
 
+    /// Clients whose frames wait while the model is busy share its next call; each still gets
+    /// exactly its own stream's result (its own prompt).
+    @Test func clientsWithFramesWaitingShareOneCall() async throws {
+        // 1.5 s per call: room for B to connect and send while the worker is busy with A's first frame.
+        let server = try await RunningServer.start(slowModel: 1.5)
+        let prompts = ["a red circle on a blue background", "a yellow star on a green background"]
+        let (frameA1, frameA2, frameB) = (try LiveFixture.frame(1), try LiveFixture.frame(2), try LiveFixture.frame(3))
+        let expectedA = try reference(frames: [frameA1, frameA2], prompts: [prompts[0], prompts[0]])
+        let expectedB = try reference(frames: [frameB], prompts: [prompts[1]])
+        let url = server.url("/ws")
+        let outputs = try await LiveClient.run(url) { a in
+            _ = try await a.json()
+            try await a.send(json: #"{"type": "settings", "prompt": "\#(prompts[0])"}"#)
+            try await a.send(frameA1)
+            while server.server.worker.modelCalls < 1 { try await Task.sleep(for: .milliseconds(5)) }
+            // The worker has taken A's first frame and is busy for 1.5 s: B's frame and A's second wait.
+            async let b = LiveClient.run(url) { b in
+                _ = try await b.json()
+                try await b.send(json: #"{"type": "settings", "prompt": "\#(prompts[1])"}"#)
+                try await b.send(frameB)
+                return try await b.frame().image
+            }
+            try await a.send(frameA2)
+            let first = try await a.frame().image, second = try await a.frame().image
+            return [first, second, try await b]
+        }
+        let calls = server.server.worker.modelCalls
+        await server.stop()
+        #expect(calls == 2, "A's first frame alone, then A's second and B's together")
+        #expect(meanDifference(outputs[0], expectedA[0]) < 0.5)
+        #expect(meanDifference(outputs[1], expectedA[1]) < 0.5)
+        #expect(meanDifference(outputs[2], expectedB[0]) < 0.5)
+    }
+
     /// A client flooding a slow model (50 ms a frame) never builds a queue: frames in between are
     /// dropped, outputs keep their order, and the last frame sent is the one finally processed.
     @Test func latestFrameWinsUnderAFlood() async throws {
