@@ -188,7 +188,7 @@ final class InferenceWorker: @unchecked Sendable {
     /// change builds a new stream (new noise, schedule and buffers) on the same loaded model.
     private func prepareStream(for session: LiveSession, settings: LiveSettings?) throws -> StreamPipeline {
         let wanted = settings ?? session.streamSettings ?? session.initialSettings
-        if let stream = session.stream, let current = session.streamSettings, current.streamKey == wanted.streamKey {
+        if let stream = session.stream, let current = session.streamSettings, current.sharesStream(with: wanted) {
             try stream.updatePrompt(wanted.prompt)
             session.streamSettings = wanted
             return stream

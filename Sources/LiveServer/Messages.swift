@@ -24,10 +24,12 @@ public struct LiveSettings: Codable, Sendable, Equatable {
 
     public init() {}
 
-    /// The part of the settings that a prompt swap cannot change: a new value rebuilds the stream.
-    var streamKey: [String] {
-        [negativePrompt, "\(guidanceScale)", "\(delta)", "\(tIndexList)", "\(seed)", "\(similarityFilter)",
-         "\(similarityThreshold)"]
+    /// Whether a stream built for `other` serves these settings after a prompt swap (the mode needs
+    /// nothing either: both modes run on the same stream).
+    func sharesStream(with other: LiveSettings) -> Bool {
+        var a = self, b = other
+        (a.prompt, a.mode, b.prompt, b.mode) = ("", .img2img, "", .img2img)
+        return a == b
     }
 }
 

@@ -12,9 +12,11 @@ import Testing
     /// loses 5–9 levels on average to JPEG's chroma subsampling, more than a frame or a prompt
     /// changes it, so outputs are compared after the same encoding, where they must agree exactly
     /// up to float noise (< 0.5 level on average; measured 0).
-    func reference(frames: [RGBImage], prompts: [String]) throws -> [RGBImage] {
+    func reference(frames: [RGBImage], prompts: [String], configure: (inout LiveSettings) -> Void = { _ in }) throws -> [RGBImage] {
         let engine = try LiveFixture.engine()
-        let stream = try engine.makeStream(engine.defaultSettings(prompt: prompts[0]))
+        var settings = engine.defaultSettings(prompt: prompts[0])
+        configure(&settings)
+        let stream = try engine.makeStream(settings)
         let io = ImageIO()
         return try zip(frames, prompts).map { frame, prompt in
             try stream.updatePrompt(prompt)
@@ -105,6 +107,26 @@ import Testing
         #expect(meanDifference(outputs[0], expectedA[0]) < 0.5)
         #expect(meanDifference(outputs[1], expectedA[1]) < 0.5)
         #expect(meanDifference(outputs[2], expectedB[0]) < 0.5)
+    }
+
+    /// Settings other than the prompt rebuild the client's stream: the output is the new stream's.
+    @Test func otherSettingsRebuildTheStream() async throws {
+        let server = try await RunningServer.start()
+        let frame = try LiveFixture.frame(1)
+        let prompt = LiveSettings().prompt
+        let before = try reference(frames: [frame], prompts: [prompt])[0]
+        let after = try reference(frames: [frame], prompts: [prompt]) { $0.seed = 9; $0.tIndexList = [20]; $0.guidanceScale = 2 }[0]
+        let output = try await LiveClient.run(server.url("/ws")) { client in
+            _ = try await client.json()
+            try await client.send(frame)
+            _ = try await client.frame()
+            try await client.send(json: #"{"type": "settings", "seed": 9, "tIndexList": [20], "guidanceScale": 2}"#)
+            try await client.send(frame)
+            return try await client.frame().image
+        }
+        await server.stop()
+        #expect(meanDifference(before, after) > 1, "the settings must change the output for this test to mean anything")
+        #expect(meanDifference(output, after) < 0.5)
     }
 
     /// A client flooding a slow model (50 ms a frame) never builds a queue: frames in between are
