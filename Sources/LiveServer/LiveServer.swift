@@ -44,6 +44,9 @@ public final class LiveServer: Sendable {
         )
         worker.start()
         defer { worker.stop() }
+        if !configuration.bindsLoopbackOnly {
+            logger.warning("listening on \(configuration.host): other machines can reach this server (token required)")
+        }
         if configuration.token != nil {
             logger.notice("clients must present the token: open /?token=… (the WebSocket and /metrics check it too)")
         }

@@ -155,6 +155,37 @@ import Testing
         #expect(dropped == count - inputs.count)
     }
 
+    /// Without batching, clients take turns: a client flooding a slow model (0.2 s a call) delays
+    /// another client's frame by at most the call in progress and one more.
+    @Test func clientsTakeTurns() async throws {
+        let server = try await RunningServer.start(slowModel: 0.2) {
+            $0.batchClients = false
+            $0.limits.maxMessagesPerSecond = 10_000
+        }
+        let url = server.url("/ws")
+        let callsForB = try await LiveClient.run(url) { a in
+            _ = try await a.json()
+            let (outbound, frames) = (a.outbound, try (1...40).map { try LiveFixture.jpeg(LiveFixture.frame($0)) })
+            let flood = Task {
+                for frame in frames {
+                    try await outbound.write(.binary(frame))
+                    try await Task.sleep(for: .milliseconds(20))
+                }
+            }
+            defer { flood.cancel() }
+            while server.server.worker.modelCalls < 2 { try await Task.sleep(for: .milliseconds(5)) }
+            return try await LiveClient.run(url) { b in
+                _ = try await b.json()
+                try await b.send(LiveFixture.frame(99))
+                let sent = server.server.worker.modelCalls
+                _ = try await b.frame()
+                return server.server.worker.modelCalls - sent
+            }
+        }
+        await server.stop()
+        #expect(callsForB <= 2, "B waited \(callsForB) model calls")
+    }
+
     /// Bad frames and messages get an error reply each; the connection and other clients go on.
     @Test func badMessagesGetErrors() async throws {
         let server = try await RunningServer.start { $0.limits.maxImageSide = 128 }
