@@ -14,6 +14,12 @@ image once the stream is full, on PyTorch CPU with --threads threads.
 With --rcfg-size, rcfg_<cfg>_<size>_<steps>step times cfg_type none, self, initialize and full
 (guidance 1.4, negative prompt "blurry") with --rcfg-t-index-list.
 
+With --steps-size S, img2img_<S>_<n>step is also timed for each t-index list of --steps-lists
+(lists separated by '|'), and diffusers_img2img_<S>_<n>step times plain diffusers — a
+StableDiffusionImg2ImgPipeline on the same components, strength 1 and no guidance, so each frame
+runs n UNet steps of one row and a TAESD encode and decode — for each n of --diffusers-steps: the
+seeds' baseline (their "diffusers" column).
+
 Keys: img2img_<size>_<steps>step -> {"ms": median, "min_ms": min} over `repeats` calls after
 len(t_index_list) untimed calls (the stream batch's fill plus a warm-up). With --json exactly one
 JSON object goes to stdout; progress goes to stderr.
@@ -86,6 +92,26 @@ def measure(pipe, size: int, t_index_list: list[int], repeats: int, cfg: str = "
     return {"ms": statistics.median(times), "min_ms": min(times), "repeats": repeats}
 
 
+def measure_diffusers(pipe, size: int, steps: int, repeats: int) -> dict:
+    from diffusers import StableDiffusionImg2ImgPipeline
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        img2img = StableDiffusionImg2ImgPipeline(**pipe.components, requires_safety_checker=False)
+    img2img.set_progress_bar_config(disable=True)
+    image = torch.rand(1, 3, size, size, generator=torch.Generator().manual_seed(1))
+    call = lambda: img2img(PROMPT, image=image, strength=1.0, num_inference_steps=steps, guidance_scale=0.0,
+                           output_type="pt", generator=torch.Generator().manual_seed(2))
+    times = []
+    with torch.inference_mode():
+        call()   # warm-up
+        for _ in range(repeats):
+            start = time.perf_counter()
+            call()
+            times.append((time.perf_counter() - start) * 1000)
+    return {"ms": statistics.median(times), "min_ms": min(times), "repeats": repeats}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--threads", type=int, required=True)
@@ -95,6 +121,10 @@ def main() -> None:
     ap.add_argument("--rcfg-size", type=int, default=0,
                     help="also time cfg_type none/self/initialize/full at this size with --rcfg-t-index-list")
     ap.add_argument("--rcfg-t-index-list", default="32,36,40,45")
+    ap.add_argument("--steps-size", type=int, default=0,
+                    help="also time the --steps-lists and --diffusers-steps rows at this size")
+    ap.add_argument("--steps-lists", default="", help="t-index lists separated by '|', e.g. 32,45|32,36,40,45")
+    ap.add_argument("--diffusers-steps", default="", help="step counts for plain diffusers img2img, e.g. 1,4,10")
     ap.add_argument("--tokenizer", default=str(ROOT / "Tests/Fixtures/tokenizer/sd21"))
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
@@ -120,6 +150,18 @@ def main() -> None:
             key = f"rcfg_{cfg}_{args.rcfg_size}_{len(rcfg_list)}step"
             log(f"timing {key} (t_index_list {rcfg_list})")
             results[key] = measure(pipe, args.rcfg_size, rcfg_list, args.repeats, cfg)
+            log(f"{key}: {results[key]['ms']:.1f} ms")
+    if args.steps_size:
+        for part in filter(None, args.steps_lists.split("|")):
+            indices = [int(s) for s in part.split(",") if s.strip()]
+            key = f"img2img_{args.steps_size}_{len(indices)}step"
+            log(f"timing {key} (t_index_list {indices})")
+            results[key] = measure(pipe, args.steps_size, indices, args.repeats)
+            log(f"{key}: {results[key]['ms']:.1f} ms")
+        for steps in [int(s) for s in args.diffusers_steps.split(",") if s.strip()]:
+            key = f"diffusers_img2img_{args.steps_size}_{steps}step"
+            log(f"timing {key}")
+            results[key] = measure_diffusers(pipe, args.steps_size, steps, args.repeats)
             log(f"{key}: {results[key]['ms']:.1f} ms")
     report = {"peer": "streamdiffusion " + importlib.metadata.version("streamdiffusion"),
               "torch_version": torch.__version__, "threads": args.threads, "dtype": "fp32",

@@ -5,7 +5,8 @@
     python3 tools/plot_bench.py stream.json docs/charts
 
 Writes one PNG per table present in the JSON: steps.png, rcfg.png, similarity.png, scaling.png,
-breakdown.png. The numbers are the tool's; this script only draws them.
+clients.png, breakdown.png, and with --peer peer.png. The numbers are the tool's; this script
+only draws them.
 """
 import json
 import sys
@@ -43,6 +44,26 @@ def steps_chart(rows, ax):
     ax.legend(fontsize=7)
 
 
+def peer_chart(rows, ax):
+    """Our stream-batch img2img against the official package and plain diffusers, per step count."""
+    ours = {(r["size"], r["steps"]): r["msPerFrame"] for r in rows
+            if r["table"] == "steps" and r["mode"] == "img2img stream batch"}
+    peers = [("official", "peer", "#c0504d"), ("diffusers", "peer-diffusers", "#9bbb59")]
+    keys = sorted({(r["size"], r["steps"]) for r in rows if r["table"] in ("peer", "peer-diffusers")
+                   and (r["size"], r["steps"]) in ours})
+    width = 0.27
+    for k, (label, table, color) in enumerate([("ours", None, "#3b6ea8")] + peers):
+        values = [ours[key] if table is None else
+                  next((r["msPerFrame"] for r in rows if r["table"] == table and (r["size"], r["steps"]) == key), 0)
+                  for key in keys]
+        ax.bar([i + (k - 1) * width for i in range(len(keys))], values, width, label=label, color=color)
+    ax.set_xticks(range(len(keys)), [f"{s}², {n} step{'s' if n > 1 else ''}" for s, n in keys])
+    ax.set_yscale("log")
+    ax.set_ylabel("ms per frame (log)")
+    ax.set_title("img2img per frame: ours vs the official package and plain diffusers (PyTorch CPU fp32)")
+    ax.legend(fontsize=8)
+
+
 def main(argv):
     if len(argv) != 3:
         sys.exit(__doc__)
@@ -53,9 +74,9 @@ def main(argv):
     for r in rows:
         tables.setdefault(r["table"], []).append(r)
 
-    def save(name, draw):
-        fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
-        draw(tables[name], ax)
+    def save(name, draw, data=None):
+        fig, ax = plt.subplots(figsize=(7, 4) if data is None else (8, 4), dpi=100)
+        draw(tables[name] if data is None else data, ax)
         fig.tight_layout()
         fig.savefig(out / f"{name}.png")
         plt.close(fig)
@@ -76,6 +97,11 @@ def main(argv):
         save("scaling", lambda rs, ax: (bars(ax, [f"frame_buffer_size {i + 1}" for i in range(len(rs))],
                                              [r["fps"] for r in rs], "frames per second"),
                                         ax.set_title(f"Stream batch scaling, 1 step, {rs[0]['size']}²")))
+    if "clients" in tables:
+        save("clients", lambda rs, ax: (bars(ax, [r["mode"] for r in rs], [r["fps"] for r in rs], "frames per second"),
+                                        ax.set_title(f"Clients sharing one UNet call, 1 step, {rs[0]['size']}²")))
+    if "peer" in tables or "peer-diffusers" in tables:
+        save("peer", peer_chart, rows)
     if "breakdown" in tables:
         save("breakdown", lambda rs, ax: (bars(ax, [r["mode"] for r in rs], [r["msPerFrame"] for r in rs], "ms"),
                                           ax.set_title(f"One 1-step img2img frame, {rs[0]['size']}²")))

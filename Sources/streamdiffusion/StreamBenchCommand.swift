@@ -146,8 +146,9 @@ struct StreamBenchCommand: ParsableCommand {
         }
         let small = sizeList.last ?? 256
         if peer {
+            let multiStep = stepList.filter { $0 > 1 }.map { indices($0, img2img: true) }
             rows += try peerComparison(ours: rows, sizes: sizeList, rcfg: (small, indices(4, img2img: true)),
-                                       threads: backend.threads, tokenizer: tokenizer)
+                                       steps: (small, multiStep, stepList), threads: backend.threads, tokenizer: tokenizer)
         }
         if !json {
             print("\n== Similarity filter (threshold 0.98, max skip 10), img2img 1 step, \(small)², \(clipFrames) frames;"
@@ -248,20 +249,26 @@ struct StreamBenchCommand: ParsableCommand {
 }
 
 extension StreamBenchCommand {
-    /// The official package on PyTorch CPU, same threads, same run: 1-step img2img (t_index_list
-    /// [32], cfg none, TAESD) at each size; ratio = its time per frame / ours.
-    func peerComparison(ours: [Row], sizes: [Int], rcfg: (size: Int, indices: [Int]), threads: Int,
-                        tokenizer: String) throws -> [Row] {
-        if !json { print("\n== Peer: the official streamdiffusion package on PyTorch CPU (fp32), \(threads) threads, same run") }
+    /// Ratios against PyTorch CPU, same threads, same run (peer time per frame / ours). The official package (1-step img2img at every size, the multi-step stream and the RCFG modes
+    /// at the smallest size) and plain diffusers img2img (every step count, smallest size), each
+    /// against our row with the same settings. Multi-step rows run at the smallest size only: the
+    /// official package takes about 5 s per UNet row at 512² here.
+    func peerComparison(ours: [Row], sizes: [Int], rcfg: (size: Int, indices: [Int]),
+                        steps: (size: Int, lists: [[Int]], counts: [Int]), threads: Int, tokenizer: String) throws -> [Row] {
+        if !json {
+            print("\n== Peer: the official streamdiffusion package and plain diffusers on PyTorch CPU (fp32), \(threads) threads, same run")
+        }
+        let list = { (indices: [Int]) in indices.map(String.init).joined(separator: ",") }
         let answer = try PeerRunner(python: python, script: peerScript).run(
             ["--threads", "\(threads)", "--sizes", sizes.map(String.init).joined(separator: ","),
-             "--t-index-list", "32", "--rcfg-size", "\(rcfg.size)",
-             "--rcfg-t-index-list", rcfg.indices.map(String.init).joined(separator: ","),
+             "--t-index-list", "32", "--rcfg-size", "\(rcfg.size)", "--rcfg-t-index-list", list(rcfg.indices),
+             "--steps-size", "\(steps.size)", "--steps-lists", steps.lists.map(list).joined(separator: "|"),
+             "--diffusers-steps", steps.counts.map(String.init).joined(separator: ","),
              "--repeats", "\(repeats)", "--tokenizer", tokenizer, "--json"])
-        func line(_ label: String, _ mine: Double, _ theirs: Double) {
+        func line(_ label: String, _ mine: Double, _ theirs: Double, peer: String = "official") {
             if !json {
-                print(pad(label, 24) + pad("ours " + format(mine, 1) + " ms", 18, right: true)
-                      + pad("official " + format(theirs, 1) + " ms", 22, right: true)
+                print(pad(label, 30) + pad("ours " + format(mine, 1) + " ms", 18, right: true)
+                      + pad("\(peer) " + format(theirs, 1) + " ms", 23, right: true)
                       + pad(format(theirs / mine, 2) + "× faster", 14, right: true))
             }
         }
@@ -273,6 +280,22 @@ extension StreamBenchCommand {
             rows.append(Row(table: "peer", mode: answer.peer, size: size, steps: 1, cfg: "none",
                             msPerFrame: theirs, fps: 1000 / theirs, unetRowsPerFrame: 1))
             line("img2img 1 step \(size)²", mine.msPerFrame, theirs)
+        }
+        func ourStreamBatch(_ n: Int) -> Row? {
+            ours.first { $0.table == "steps" && $0.size == steps.size && $0.steps == n && $0.mode == "img2img stream batch" }
+        }
+        for indices in steps.lists {
+            guard let theirs = answer.results["img2img_\(steps.size)_\(indices.count)step"]?.ms,
+                  let mine = ourStreamBatch(indices.count) else { continue }
+            rows.append(Row(table: "peer", mode: answer.peer, size: steps.size, steps: indices.count, cfg: "none",
+                            msPerFrame: theirs, fps: 1000 / theirs, unetRowsPerFrame: indices.count))
+            line("img2img \(indices.count) steps \(steps.size)²", mine.msPerFrame, theirs)
+        }
+        for n in steps.counts {
+            guard let theirs = answer.results["diffusers_img2img_\(steps.size)_\(n)step"]?.ms, let mine = ourStreamBatch(n) else { continue }
+            rows.append(Row(table: "peer-diffusers", mode: "diffusers img2img", size: steps.size, steps: n, cfg: "none",
+                            msPerFrame: theirs, fps: 1000 / theirs, unetRowsPerFrame: 1))
+            line("img2img \(n) step\(n == 1 ? "" : "s") \(steps.size)²", mine.msPerFrame, theirs, peer: "diffusers")
         }
         for cfg in CFGType.allCases {
             guard let theirs = answer.results["rcfg_\(cfg.rawValue)_\(rcfg.size)_\(rcfg.indices.count)step"]?.ms,
