@@ -15,7 +15,7 @@ apt_install = missing=""; for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || missi
 		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
 	fi
 
-.PHONY: setup demo serve test build release fixtures python-tools bench-ops bench-ops-peer bench-models-peer bench-stream bench-stream-peer fuzz clean
+.PHONY: setup demo serve test build release fixtures python-tools bench-all bench-ops bench-ops-peer bench-models-peer bench-stream bench-stream-peer fuzz clean
 
 ## setup: install the system packages the build needs (only those missing)
 setup:
@@ -75,6 +75,10 @@ bench-stream: release python-tools
 	@mkdir -p docs/charts
 	$(RELEASE_BIN) bench stream --sizes 256 --steps 1,2,4 --repeats 2 --json > docs/charts/stream.json
 	$(PYTHON) tools/plot_bench.py docs/charts/stream.json docs/charts
+
+## bench-all: every benchmark against its peer in one run (~23 min on 2 cores), stream charts in docs/charts
+bench-all: release python-tools
+	$(RELEASE_BIN) bench --peer --charts docs/charts
 
 ## bench-stream-peer: the stream tables side by side with the official streamdiffusion package, fp32 and bf16
 bench-stream-peer: release python-tools

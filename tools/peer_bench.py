@@ -49,6 +49,7 @@ import json
 import math
 import statistics
 import sys
+from pathlib import Path
 import time
 
 T_START = time.perf_counter()
@@ -85,6 +86,20 @@ def sd_turbo_text_encoder():
         vocab_size=49408, hidden_size=1024, intermediate_size=4096, num_hidden_layers=23,
         num_attention_heads=16, max_position_embeddings=77, hidden_act="gelu",
         layer_norm_eps=1e-5, projection_dim=512))
+
+
+def load_synthetic(module, weights_dir, name: str) -> None:
+    """Loads the random weights our tool wrote (`SyntheticModels`: <dir>/<name>/weights.fp16.safetensors,
+    diffusers/transformers names) into `module`, so both sides of a comparison run the very same
+    weights. A name or shape mismatch stops the run."""
+    from safetensors.torch import load_file
+    state = {k: v.float() for k, v in load_file(str(Path(weights_dir) / name / "weights.fp16.safetensors")).items()}
+    if any(k.startswith("text_model.") for k in module.state_dict()):   # transformers 4 names; ours are 5's
+        state = {k if k.startswith("text_model.") else "text_model." + k: v for k, v in state.items()}
+    missing, unexpected = module.load_state_dict(state, strict=False)
+    missing = [k for k in missing if not k.endswith("position_ids")]   # a buffer, not a weight
+    if missing or unexpected:
+        sys.exit(f"{name}: our weights do not fit the module: missing {missing[:3]}, unexpected {unexpected[:3]}")
 
 
 def log(msg: str) -> None:
@@ -230,6 +245,8 @@ class Bench:
         log("building UNet (SD 2.1-base / sd-turbo config, random weights)")
         torch.manual_seed(0)
         unet = sd_turbo_unet().eval()
+        if self.args.weights:
+            load_synthetic(unet, self.args.weights, "sd-turbo-unet")
         self.budget.built("unet")
         procs = {type(p).__name__ for p in unet.attn_processors.values()}
         self.notes.append(f"unet: {sum(p.numel() for p in unet.parameters()) / 1e6:.1f} M parameters, "
@@ -271,6 +288,8 @@ class Bench:
         log("building AutoencoderTiny (default config, random weights)")
         torch.manual_seed(0)
         vae = AutoencoderTiny().eval()
+        if self.args.weights:
+            load_synthetic(vae, self.args.weights, "taesd")
         self.budget.built("taesd")
         size, lat = self.args.size, self.args.size // 8
         g = torch.Generator().manual_seed(1)
@@ -304,6 +323,8 @@ class Bench:
         log("building CLIPTextModel (OpenCLIP-H text config, 23 layers, random weights)")
         torch.manual_seed(0)
         model = sd_turbo_text_encoder().eval()
+        if self.args.weights:
+            load_synthetic(model, self.args.weights, "sd-turbo-text-encoder")
         self.budget.built("text")
         attn = getattr(model.config, "_attn_implementation", None)
         self.notes.append(f"text: transformers attention implementation {attn!r}")
@@ -348,6 +369,8 @@ def main(argv=None) -> int:
     ap.add_argument("--budget-s", type=float, default=330.0,
                     help="wall-clock budget for the whole run; reduces warm-ups/repeats to fit "
                          "(0 disables; default 330)")
+    ap.add_argument("--weights", default="",
+                    help="folder of our tool's synthetic weights (bench's --cache): run the same random weights")
     ap.add_argument("--json", action="store_true", help="print one JSON object on stdout and nothing else")
     args = ap.parse_args(argv)
 

@@ -2,8 +2,9 @@
 """The official `streamdiffusion` package as the same-run peer of `streamdiffusion bench stream --peer`.
 
 Builds the real-size sd-turbo architecture (SD 2.1-base UNet, the 23-layer OpenCLIP-H text
-encoder, TAESD) from configs with random weights (torch.manual_seed(0); timing does not depend
-on the values), assembles a diffusers StableDiffusionPipeline in memory, wraps it in
+encoder, TAESD) from configs, with the random weights our tool wrote when --weights names its
+synthetic model cache (`bench stream` passes it, so both sides run the same weights), else
+torch.manual_seed(0)'s, assembles a diffusers StableDiffusionPipeline in memory, wraps it in
 `streamdiffusion.StreamDiffusion` exactly as its img2img demo does (torch_dtype float32,
 cfg_type "none", frame_buffer_size 1, the TAESD VAE) and times one stream call on a fixed input
 image once the stream is full, on PyTorch CPU with --threads threads.
@@ -41,7 +42,7 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tools"))
 from make_pipeline_fixtures import patch_cuda_timing  # noqa: E402  (the official __call__ times with CUDA events)
-from peer_bench import sd_turbo_text_encoder, sd_turbo_unet  # noqa: E402
+from peer_bench import load_synthetic, sd_turbo_text_encoder, sd_turbo_unet  # noqa: E402
 
 PROMPT = "a photograph of a mountain lake at dawn"
 
@@ -50,7 +51,7 @@ def log(message: str) -> None:
     print(f"[peer_stream_bench] {message}", file=sys.stderr, flush=True)
 
 
-def build_pipe(tokenizer_folder: Path):
+def build_pipe(tokenizer_folder: Path, weights: str = ""):
     from diffusers import AutoencoderTiny, LCMScheduler, StableDiffusionPipeline
     from transformers import CLIPTokenizer
 
@@ -59,6 +60,11 @@ def build_pipe(tokenizer_folder: Path):
     unet = sd_turbo_unet()
     text_encoder = sd_turbo_text_encoder()
     vae = AutoencoderTiny()
+    if weights:   # the very weights our side runs (its synthetic model cache)
+        log(f"loading our synthetic weights from {weights}")
+        load_synthetic(unet, weights, "sd-turbo-unet")
+        load_synthetic(text_encoder, weights, "sd-turbo-text-encoder")
+        load_synthetic(vae, weights, "taesd")
     tokenizer = CLIPTokenizer.from_pretrained(str(tokenizer_folder))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -125,6 +131,7 @@ def main() -> None:
                     help="also time the --steps-lists and --diffusers-steps rows at this size")
     ap.add_argument("--steps-lists", default="", help="t-index lists separated by '|', e.g. 32,45|32,36,40,45")
     ap.add_argument("--diffusers-steps", default="", help="step counts for plain diffusers img2img, e.g. 1,4,10")
+    ap.add_argument("--weights", default="", help="folder of our tool's synthetic weights (bench's --cache)")
     ap.add_argument("--tokenizer", default=str(ROOT / "Tests/Fixtures/tokenizer/sd21"))
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
@@ -137,7 +144,7 @@ def main() -> None:
         ap.error("sizes must be multiples of 64, t-index-list non-empty, repeats >= 1")
     torch.set_num_threads(args.threads)
     patch_cuda_timing()
-    pipe = build_pipe(Path(args.tokenizer))
+    pipe = build_pipe(Path(args.tokenizer), args.weights)
     results = {}
     for size in sizes:
         key = f"img2img_{size}_{len(t_index_list)}step"

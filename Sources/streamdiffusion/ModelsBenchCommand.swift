@@ -76,6 +76,9 @@ struct ModelsBenchCommand: ParsableCommand {
         let folders = SyntheticModels(layouts: URL(fileURLWithPath: layouts), cache: URL(fileURLWithPath: cache),
                                       log: json ? { _ in } : { print($0) })
         var report = ModelsReport(threads: threadCount, size: size)
+        if peer {   // the peer loads these very weights (--weights), so write them first
+            for name in ["sd-turbo-unet", "sd-turbo-text-encoder", "taesd"] { _ = try folders.folder(name) }
+        }
         for precision in precisions {
             guard precision == "fp32" || precision == "bf16" else { throw ValidationError("unknown precision '\(precision)'") }
             let backend = try CPUBackend(threads: threadCount, precision: precision == "bf16" ? .bfloat16 : .float32)
@@ -83,7 +86,8 @@ struct ModelsBenchCommand: ParsableCommand {
             if peer {
                 let answer = try PeerRunner(python: python, script: peerScript).run(
                     ["--threads", "\(threadCount)", "--dtype", precision, "--json", "--size", "\(size)",
-                     "--batch", batches.map(String.init).joined(separator: ","), "--repeats", "\(repeats)", "--warmup", "\(warmup)"])
+                     "--batch", batches.map(String.init).joined(separator: ","), "--repeats", "\(repeats)", "--warmup", "\(warmup)",
+                     "--weights", cache])
                 section.peer = answer.results.mapValues(\.ms)
                 report.peer = "diffusers on PyTorch \(answer.torch_version ?? "?")"
             }

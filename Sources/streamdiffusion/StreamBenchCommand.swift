@@ -63,6 +63,9 @@ struct StreamBenchCommand: ParsableCommand {
     @Flag(help: "Print one JSON object instead of tables.")
     var json = false
 
+    @Option(help: "Also write the JSON rows to this file (for tools/plot_bench.py), tables still printed.")
+    var jsonOut: String?
+
     struct Row: Encodable {
         let table: String, mode: String, size: Int, steps: Int, cfg: String
         let msPerFrame: Double, fps: Double, unetRowsPerFrame: Int
@@ -240,10 +243,16 @@ struct StreamBenchCommand: ParsableCommand {
             }
         }
 
-        if json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            print(String(decoding: try encoder.encode(rows), as: UTF8.self))
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        let encoded = try encoder.encode(rows)
+        if json { print(String(decoding: encoded, as: UTF8.self)) }
+        if let jsonOut {
+            do {
+                try encoded.write(to: URL(fileURLWithPath: jsonOut), options: .atomic)
+            } catch {
+                throw ValidationError("cannot write --json-out \(jsonOut): \(error.localizedDescription)")
+            }
         }
     }
 }
@@ -264,7 +273,7 @@ extension StreamBenchCommand {
              "--t-index-list", "32", "--rcfg-size", "\(rcfg.size)", "--rcfg-t-index-list", list(rcfg.indices),
              "--steps-size", "\(steps.size)", "--steps-lists", steps.lists.map(list).joined(separator: "|"),
              "--diffusers-steps", steps.counts.map(String.init).joined(separator: ","),
-             "--repeats", "\(repeats)", "--tokenizer", tokenizer, "--json"])
+             "--repeats", "\(repeats)", "--tokenizer", tokenizer, "--weights", cache, "--json"])
         func line(_ label: String, _ mine: Double, _ theirs: Double, peer: String = "official") {
             if !json {
                 print(pad(label, 30) + pad("ours " + format(mine, 1) + " ms", 18, right: true)
