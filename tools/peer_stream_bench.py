@@ -19,7 +19,9 @@ With --steps-size S, img2img_<S>_<n>step is also timed for each t-index list of 
 (lists separated by '|'), and diffusers_img2img_<S>_<n>step times plain diffusers — a
 StableDiffusionImg2ImgPipeline on the same components, strength 1 and no guidance, so each frame
 runs n UNet steps of one row and a TAESD encode and decode — for each n of --diffusers-steps: the
-seeds' baseline (their "diffusers" column).
+seeds' baseline (their "diffusers" column). --sequential-t-index-list adds
+sequential_<S>_<n>step (use_denoising_batch=False), and --similarity-clip adds
+similarity_static_<size>_filter_{off,on} (process CPU time per input frame over our clip).
 
 Keys: img2img_<size>_<steps>step -> {"ms": median, "min_ms": min} over `repeats` calls after
 len(t_index_list) untimed calls (the stream batch's fill plus a warm-up). With --json exactly one
@@ -77,11 +79,11 @@ def build_pipe(tokenizer_folder: Path, weights: str = ""):
     return pipe
 
 
-def measure(pipe, size: int, t_index_list: list[int], repeats: int, cfg: str = "none") -> dict:
+def measure(pipe, size: int, t_index_list: list[int], repeats: int, cfg: str = "none", batch: bool = True) -> dict:
     from streamdiffusion import StreamDiffusion
 
     stream = StreamDiffusion(pipe, t_index_list=t_index_list, torch_dtype=torch.float32, width=size, height=size,
-                             frame_buffer_size=1, use_denoising_batch=True, cfg_type=cfg)
+                             frame_buffer_size=1, use_denoising_batch=batch, cfg_type=cfg)
     stream.prepare(PROMPT, negative_prompt="blurry" if cfg != "none" else "", num_inference_steps=50,
                    guidance_scale=1.0 if cfg == "none" else 1.4)
     image = torch.rand(1, 3, size, size, generator=torch.Generator().manual_seed(1))   # [0, 1], as a camera frame
@@ -96,6 +98,48 @@ def measure(pipe, size: int, t_index_list: list[int], repeats: int, cfg: str = "
     if not bool(torch.isfinite(out).all()):
         log(f"{size}: non-finite output with random weights (timing still valid)")
     return {"ms": statistics.median(times), "min_ms": min(times), "repeats": repeats}
+
+
+class CountingFilter:
+    """Wraps the official SimilarImageFilter to count the frames it skips (it returns None)."""
+
+    def __init__(self, inner):
+        self.inner, self.skipped = inner, 0
+
+    def __call__(self, x):
+        out = self.inner(x)
+        self.skipped += out is None
+        return out
+
+
+def measure_similarity(pipe, clip_path: str, size: int, frames: int, filter_on: bool) -> dict:
+    """The official stream over our clip (raw float32 NHWC in [-1, 1], written by `bench stream`),
+    1 step, filter off or on (threshold 0.98, max skip 10): process CPU time per input frame over
+    every thread, our energy proxy, with no warm-up, exactly as our side measures. A skipped frame
+    makes the official code sleep for its average frame time, which costs wall time, not CPU."""
+    import random
+
+    import numpy as np
+    from streamdiffusion import StreamDiffusion
+
+    clip = np.fromfile(clip_path, dtype=np.float32)
+    if clip.size != frames * size * size * 3:
+        sys.exit(f"{clip_path}: {clip.size} values, expected {frames}×{size}×{size}×3")
+    images = [torch.from_numpy(((f.transpose(2, 0, 1)[None] + 1) / 2).copy())
+              for f in clip.reshape(frames, size, size, 3)]   # [0, 1] NCHW: the package's camera input
+    stream = StreamDiffusion(pipe, t_index_list=[32], torch_dtype=torch.float32, width=size, height=size,
+                             frame_buffer_size=1, use_denoising_batch=True, cfg_type="none")
+    stream.prepare(PROMPT, num_inference_steps=50, guidance_scale=1.0)
+    random.seed(2)
+    if filter_on:
+        stream.enable_similar_image_filter(0.98, 10)
+    counter = stream.similar_filter = CountingFilter(stream.similar_filter)
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    with torch.inference_mode():
+        for image in images:
+            stream(image)
+    cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+    return {"ms": 1000 * wall / frames, "cpu_ms": 1000 * cpu / frames, "skipped": counter.skipped, "frames": frames}
 
 
 def measure_diffusers(pipe, size: int, steps: int, repeats: int) -> dict:
@@ -131,6 +175,11 @@ def main() -> None:
                     help="also time the --steps-lists and --diffusers-steps rows at this size")
     ap.add_argument("--steps-lists", default="", help="t-index lists separated by '|', e.g. 32,45|32,36,40,45")
     ap.add_argument("--diffusers-steps", default="", help="step counts for plain diffusers img2img, e.g. 1,4,10")
+    ap.add_argument("--sequential-t-index-list", default="",
+                    help="also time use_denoising_batch=False with this list at --steps-size")
+    ap.add_argument("--similarity-clip", default="", help="raw float32 NHWC clip in [-1, 1] (our static clip)")
+    ap.add_argument("--similarity-size", type=int, default=0)
+    ap.add_argument("--similarity-frames", type=int, default=0)
     ap.add_argument("--weights", default="", help="folder of our tool's synthetic weights (bench's --cache)")
     ap.add_argument("--tokenizer", default=str(ROOT / "Tests/Fixtures/tokenizer/sd21"))
     ap.add_argument("--json", action="store_true")
@@ -170,6 +219,18 @@ def main() -> None:
             log(f"timing {key}")
             results[key] = measure_diffusers(pipe, args.steps_size, steps, args.repeats)
             log(f"{key}: {results[key]['ms']:.1f} ms")
+    if args.steps_size and args.sequential_t_index_list:
+        indices = [int(s) for s in args.sequential_t_index_list.split(",") if s.strip()]
+        key = f"sequential_{args.steps_size}_{len(indices)}step"
+        log(f"timing {key} (t_index_list {indices}, use_denoising_batch False)")
+        results[key] = measure(pipe, args.steps_size, indices, args.repeats, batch=False)
+        log(f"{key}: {results[key]['ms']:.1f} ms")
+    if args.similarity_clip:
+        for on in (False, True):
+            key = f"similarity_static_{args.similarity_size}_filter_{'on' if on else 'off'}"
+            log(f"timing {key}")
+            results[key] = measure_similarity(pipe, args.similarity_clip, args.similarity_size, args.similarity_frames, on)
+            log(f"{key}: {results[key]['cpu_ms']:.1f} CPU ms per frame, {results[key]['skipped']} skipped")
     report = {"peer": "streamdiffusion " + importlib.metadata.version("streamdiffusion"),
               "torch_version": torch.__version__, "threads": args.threads, "dtype": "fp32",
               "t_index_list": t_index_list, "results": results}

@@ -3,7 +3,12 @@ import Foundation
 /// Runs a Python peer benchmark script and decodes its one-line JSON answer.
 struct PeerRunner {
     struct Report: Decodable {
-        struct Timing: Decodable { let ms: Double }
+        struct Timing: Decodable {
+            let ms: Double
+            /// Similarity rows: process CPU time per input frame and frames skipped.
+            var cpu_ms: Double?
+            var skipped: Int?
+        }
         let peer: String
         let torch_version: String?
         let threads: Int

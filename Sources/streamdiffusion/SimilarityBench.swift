@@ -57,6 +57,15 @@ enum ProcessClock {
 }
 
 extension SimilarityClip {
+    /// The first `frames` frames as raw float32 NHWC in a temporary file, for the Python peer.
+    func write(frames: Int) throws -> URL {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("similarity-\(UUID().uuidString).f32")
+        var values: [Float] = []
+        for k in 0..<frames { values += frame(k) }
+        try values.withUnsafeBytes { Data($0) }.write(to: url)
+        return url
+    }
+
     /// Feeds every frame through `stream` (already prepared with or without the filter) and
     /// reports the per-input-frame cost. Frames are uploaded before timing starts.
     func measure(_ stream: StreamPipeline, frames: Int) throws -> SimilarityMeasurement {

@@ -148,11 +148,6 @@ struct StreamBenchCommand: ParsableCommand {
                                     batch: true, img2img: true))
         }
         let small = sizeList.last ?? 256
-        if peer {
-            let multiStep = stepList.filter { $0 > 1 }.map { indices($0, img2img: true) }
-            rows += try peerComparison(ours: rows, sizes: sizeList, rcfg: (small, indices(4, img2img: true)),
-                                       steps: (small, multiStep, stepList), threads: backend.threads, tokenizer: tokenizer)
-        }
         if !json {
             print("\n== Similarity filter (threshold 0.98, max skip 10), img2img 1 step, \(small)², \(clipFrames) frames;"
                   + " CPU = process CPU time per input frame, the energy proxy")
@@ -177,6 +172,15 @@ struct StreamBenchCommand: ParsableCommand {
                           + pad(filterOn ? format(saving, 2) + "× less CPU" : "", 15, right: true))
                 }
             }
+        }
+
+        if peer {
+            let multiStep = stepList.filter { $0 > 1 }.map { indices($0, img2img: true) }
+            let clip = try SimilarityClip(kind: .static, size: small).write(frames: clipFrames)
+            defer { try? FileManager.default.removeItem(at: clip) }
+            rows += try peerComparison(ours: rows, sizes: sizeList, rcfg: (small, indices(4, img2img: true)),
+                                       steps: (small, multiStep, stepList), sequential: indices(4, img2img: true),
+                                       similarity: (clip.path, clipFrames), threads: backend.threads, tokenizer: tokenizer)
         }
 
         if !json { print("\n== Scaling: frame_buffer_size (frames per call), img2img 1 step, \(small)²") }
@@ -263,7 +267,8 @@ extension StreamBenchCommand {
     /// against our row with the same settings. Multi-step rows run at the smallest size only: the
     /// official package takes about 5 s per UNet row at 512² here.
     func peerComparison(ours: [Row], sizes: [Int], rcfg: (size: Int, indices: [Int]),
-                        steps: (size: Int, lists: [[Int]], counts: [Int]), threads: Int, tokenizer: String) throws -> [Row] {
+                        steps: (size: Int, lists: [[Int]], counts: [Int]), sequential: [Int],
+                        similarity: (clip: String, frames: Int), threads: Int, tokenizer: String) throws -> [Row] {
         if !json {
             print("\n== Peer: the official streamdiffusion package and plain diffusers on PyTorch CPU (fp32), \(threads) threads, same run")
         }
@@ -273,6 +278,8 @@ extension StreamBenchCommand {
              "--t-index-list", "32", "--rcfg-size", "\(rcfg.size)", "--rcfg-t-index-list", list(rcfg.indices),
              "--steps-size", "\(steps.size)", "--steps-lists", steps.lists.map(list).joined(separator: "|"),
              "--diffusers-steps", steps.counts.map(String.init).joined(separator: ","),
+             "--sequential-t-index-list", list(sequential), "--similarity-clip", similarity.clip,
+             "--similarity-size", "\(steps.size)", "--similarity-frames", "\(similarity.frames)",
              "--repeats", "\(repeats)", "--tokenizer", tokenizer, "--weights", cache, "--json"])
         func line(_ label: String, _ mine: Double, _ theirs: Double, peer: String = "official") {
             if !json {
@@ -305,6 +312,37 @@ extension StreamBenchCommand {
             rows.append(Row(table: "peer-diffusers", mode: "diffusers img2img", size: steps.size, steps: n, cfg: "none",
                             msPerFrame: theirs, fps: 1000 / theirs, unetRowsPerFrame: 1))
             line("img2img \(n) step\(n == 1 ? "" : "s") \(steps.size)²", mine.msPerFrame, theirs, peer: "diffusers")
+        }
+        // The seeds' stream batch vs sequential, on both sides.
+        if let theirs = answer.results["sequential_\(steps.size)_\(sequential.count)step"]?.ms,
+           let theirBatch = answer.results["img2img_\(steps.size)_\(sequential.count)step"]?.ms,
+           let mine = ours.first(where: { $0.table == "steps" && $0.size == steps.size && $0.steps == sequential.count
+                                          && $0.mode == "img2img sequential" }),
+           let myBatch = ourStreamBatch(sequential.count) {
+            rows.append(Row(table: "peer", mode: "\(answer.peer) sequential", size: steps.size, steps: sequential.count,
+                            cfg: "none", msPerFrame: theirs, fps: 1000 / theirs, unetRowsPerFrame: sequential.count))
+            line("img2img \(sequential.count) steps sequential \(steps.size)²", mine.msPerFrame, theirs)
+            if !json {
+                print("  stream batch over sequential: ours " + format(mine.msPerFrame / myBatch.msPerFrame, 2)
+                      + "×, official " + format(theirs / theirBatch, 2) + "× (the paper: 1.5× on a GPU)")
+            }
+        }
+        // The seeds' similarity-filter saving on the static clip, on both sides.
+        var saving: [Double] = []
+        for on in [false, true] {
+            let state = on ? "on" : "off"
+            guard let theirs = answer.results["similarity_static_\(steps.size)_filter_\(state)"], let cpu = theirs.cpu_ms,
+                  let mine = ours.first(where: { $0.table == "similarity" && $0.mode == "static, filter \(state)" }),
+                  let myCPU = mine.cpuMsPerFrame else { continue }
+            saving.append(cpu)
+            rows.append(Row(table: "peer-similarity", mode: "static, filter \(state)", size: steps.size, steps: 1, cfg: "none",
+                            msPerFrame: theirs.ms, fps: 1000 / theirs.ms, unetRowsPerFrame: 1,
+                            framesProcessed: similarity.frames - (theirs.skipped ?? 0), framesSkipped: theirs.skipped,
+                            cpuMsPerFrame: cpu))
+            line("static clip, filter \(state), CPU", myCPU, cpu)
+        }
+        if saving.count == 2, !json {
+            print("  filter on saves, CPU per input frame: official " + format(saving[0] / saving[1], 2) + "× (the paper: 2.39× GPU energy)")
         }
         for cfg in CFGType.allCases {
             guard let theirs = answer.results["rcfg_\(cfg.rawValue)_\(rcfg.size)_\(rcfg.indices.count)step"]?.ms,
