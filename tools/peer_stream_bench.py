@@ -79,13 +79,20 @@ def build_pipe(tokenizer_folder: Path, weights: str = ""):
     return pipe
 
 
-def measure(pipe, size: int, t_index_list: list[int], repeats: int, cfg: str = "none", batch: bool = True) -> dict:
+def prepared_stream(pipe, size: int, t_index_list: list[int], cfg: str = "none", batch: bool = True):
+    """The official StreamDiffusion wrapper as its img2img demo sets it up (fp32, frame_buffer_size 1);
+    guidance 1.4 with the negative prompt "blurry" when cfg is not none."""
     from streamdiffusion import StreamDiffusion
 
     stream = StreamDiffusion(pipe, t_index_list=t_index_list, torch_dtype=torch.float32, width=size, height=size,
                              frame_buffer_size=1, use_denoising_batch=batch, cfg_type=cfg)
     stream.prepare(PROMPT, negative_prompt="blurry" if cfg != "none" else "", num_inference_steps=50,
                    guidance_scale=1.0 if cfg == "none" else 1.4)
+    return stream
+
+
+def measure(pipe, size: int, t_index_list: list[int], repeats: int, cfg: str = "none", batch: bool = True) -> dict:
+    stream = prepared_stream(pipe, size, t_index_list, cfg, batch)
     image = torch.rand(1, 3, size, size, generator=torch.Generator().manual_seed(1))   # [0, 1], as a camera frame
     times = []
     with torch.inference_mode():
@@ -120,16 +127,13 @@ def measure_similarity(pipe, clip_path: str, size: int, frames: int, filter_on: 
     import random
 
     import numpy as np
-    from streamdiffusion import StreamDiffusion
 
     clip = np.fromfile(clip_path, dtype=np.float32)
     if clip.size != frames * size * size * 3:
         sys.exit(f"{clip_path}: {clip.size} values, expected {frames}×{size}×{size}×3")
     images = [torch.from_numpy(((f.transpose(2, 0, 1)[None] + 1) / 2).copy())
               for f in clip.reshape(frames, size, size, 3)]   # [0, 1] NCHW: the package's camera input
-    stream = StreamDiffusion(pipe, t_index_list=[32], torch_dtype=torch.float32, width=size, height=size,
-                             frame_buffer_size=1, use_denoising_batch=True, cfg_type="none")
-    stream.prepare(PROMPT, num_inference_steps=50, guidance_scale=1.0)
+    stream = prepared_stream(pipe, size, [32])
     random.seed(2)
     if filter_on:
         stream.enable_similar_image_filter(0.98, 10)

@@ -151,9 +151,7 @@ final class InferenceWorker: @unchecked Sendable {
             }
             let skippedBefore = ready.map(\.stream.skippedFrames)
             let inputs = try frames.map { try engine.tensor($0.image) }
-            let results = ready.count == 1
-                ? [try first.stream.img2img(inputs[0])]
-                : try StreamPipeline.img2img(zip(ready, inputs).map { ($0.stream, $1) })
+            let results = try StreamPipeline.img2img(zip(ready, inputs).map { ($0.stream, $1) })
             for (k, (item, frame)) in zip(ready, frames).enumerated() {
                 let output = try self.output(engine.image(results[k]), for: frame, of: item.work.session,
                                              skipped: item.stream.skippedFrames > skippedBefore[k], steps: item.stream.schedule.steps)

@@ -140,9 +140,10 @@ public final class StreamBatch {
             }
             steps.append(try stream.begin(xT, context: context))
         }
-        let backend = first.backend
-        let prediction = try first.predictor(backend.concatRows(steps.map(\.input)), timesteps: steps.flatMap(\.timesteps),
-                                             context: backend.concatRows(steps.map(\.context)))
+        // One stream alone needs no stacking (and so costs what its own call costs).
+        let stacked = { (parts: [Tensor]) throws -> Tensor in parts.count == 1 ? parts[0] : try first.backend.concatRows(parts) }
+        let prediction = try first.predictor(stacked(steps.map(\.input)), timesteps: steps.flatMap(\.timesteps),
+                                             context: stacked(steps.map(\.context)))
         var row = 0
         return try zip(calls, steps).map { call, step in
             defer { row += step.rowCount }
