@@ -15,7 +15,7 @@ apt_install = missing=""; for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || missi
 		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
 	fi
 
-.PHONY: setup demo serve test build release fixtures python-tools bench-all bench-ops bench-ops-peer bench-models-peer bench-stream bench-stream-peer fuzz clean
+.PHONY: setup demo serve test build release fixtures demo-model python-tools bench-all bench-ops bench-ops-peer bench-models-peer bench-stream bench-stream-peer fuzz clean
 
 ## setup: install the system packages the build needs (only those missing)
 setup:
@@ -61,6 +61,11 @@ fixtures: python-tools
 	$(PYTHON) tools/make_rng_fixtures.py
 	$(PYTHON) tools/make_scheduler_fixtures.py
 	$(PYTHON) tools/make_image_fixtures.py
+	$(PYTHON) tools/make_demo_fixtures.py
+
+## demo-model: retrain the bundled demo model into Models/demo (about 75 min on 2 cores; resumable)
+demo-model: python-tools
+	$(PYTHON) tools/train_demo_model.py
 
 ## bench-ops-peer: the op benchmark side by side with PyTorch on the same threads
 bench-ops-peer: release python-tools

@@ -28,6 +28,13 @@ public struct ModelLayout: Sendable {
         }
     }
 
+    /// The layout of an existing weight file (its config.json bytes and every tensor's name and
+    /// shape): `write` then gives a random-weight twin of that model.
+    public init(configJSON: Data, weights: SafeTensorsFile) {
+        self.configJSON = configJSON
+        tensors = weights.names.sorted().compactMap { name in weights.entry(name).map { (name, $0.shape) } }
+    }
+
     public var parameterCount: Int { tensors.reduce(0) { $0 + Tensor.count(of: $1.shape) } }
 
     /// Writes `config.json` and `<weightsName>` (fp16) into `folder`. Weights are uniform with the

@@ -8,8 +8,8 @@ import Tensors
 
 /// Options shared by every command that runs the stream (the official wrapper's parameters).
 struct StreamOptions: ParsableArguments {
-    @Option(help: "A diffusers folder or a Hugging Face id found in the local cache (e.g. stabilityai/sd-turbo).")
-    var model: String
+    @Option(help: "A diffusers folder or a Hugging Face id found in the local cache (default: stabilityai/sd-turbo when cached, else the bundled demo model Models/demo).")
+    var model: String?
 
     @Option(help: "The prompt (serve: the prompt each client starts with).")
     var prompt: String?
@@ -35,11 +35,11 @@ struct StreamOptions: ParsableArguments {
     @Option(help: "Length of the LCM schedule that --t-index-list indexes.")
     var steps = 50
 
-    @Option(help: "Image width (multiple of 8).")
-    var width = 512
+    @Option(help: "Image width (multiple of 8; default: the model's native size, 8 × the UNet's sample_size).")
+    var width: Int?
 
-    @Option(help: "Image height (multiple of 8).")
-    var height = 512
+    @Option(help: "Image height (multiple of 8; default: the model's native size).")
+    var height: Int?
 
     @Option(help: "Compute precision: fp32 or bf16 (default: bf16 where the CPU has AVX-512 BF16).")
     var dtype: String?
@@ -59,8 +59,11 @@ struct StreamOptions: ParsableArguments {
     @Flag(help: "Sequential denoising (one UNet call per step) instead of stream batch.")
     var noDenoisingBatch = false
 
-    func parameters(defaultIndices: [Int]) throws -> StreamParameters {
+    /// The stream's parameters; the size defaults to the model's native one, as in diffusers.
+    func parameters(defaultIndices: [Int], model: StableDiffusionModel) throws -> StreamParameters {
         var p = StreamParameters()
+        let native = (model.unet.config.sampleSize ?? 64) * 8
+        let (width, height) = (self.width ?? native, self.height ?? native)
         if let tIndexList {
             p.tIndexList = try tIndexList.split(separator: ",").map { part in
                 guard let i = Int(part.trimmingCharacters(in: .whitespaces)) else {
@@ -97,7 +100,7 @@ struct StreamOptions: ParsableArguments {
         let backend = try self.backend()
         let start = Date()
         let tinyVAE = vae == "taesd" ? "madebyollin/taesd" : (vae == "kl" ? nil : vae)
-        let model = try StableDiffusionModel.load(self.model, backend: backend, tinyVAE: tinyVAE,
+        let model = try StableDiffusionModel.load(modelArgument(), backend: backend, tinyVAE: tinyVAE,
                                                   lora: lcmLora.map { URL(fileURLWithPath: $0) }, loraScale: loraScale)
         if !model.unmatchedLoRAModules.isEmpty {
             print("warning: \(model.unmatchedLoRAModules.count) LoRA module(s) matched no UNet weight, e.g. \(model.unmatchedLoRAModules[0])")
@@ -107,11 +110,21 @@ struct StreamOptions: ParsableArguments {
         return (model, scheduler, backend)
     }
 
-    /// Loads the model and builds the stream, prepared for `--prompt`.
-    func stream(defaultIndices: [Int], parameters given: StreamParameters? = nil) throws -> StreamPipeline {
+    /// `--model`, else the default model (saying which in one line).
+    func modelArgument() throws -> String {
+        if let model { return model }
+        let chosen = try DefaultModel.choose()
+        print(chosen.notice)
+        return chosen.model
+    }
+
+    /// Loads the model and builds the stream, prepared for `--prompt`; `configure` adjusts the
+    /// parameters a command adds to the shared options.
+    func stream(defaultIndices: [Int], configure: (inout StreamParameters) -> Void = { _ in }) throws -> StreamPipeline {
         guard let prompt else { throw ValidationError("--prompt is required") }
-        let parameters = try given ?? self.parameters(defaultIndices: defaultIndices)
         let (model, scheduler, backend) = try load()
+        var parameters = try self.parameters(defaultIndices: defaultIndices, model: model)
+        configure(&parameters)
         let stream = try StreamPipeline(model: model, scheduler: scheduler, parameters: parameters, backend: backend)
         try stream.prepare(prompt: prompt, negativePrompt: negativePrompt)
         return stream
@@ -194,8 +207,9 @@ struct Img2ImgCommand: ParsableCommand {
         }
         let io = ImageIO()
         let frames = try inputs.map { url -> Tensor in
-            let image = try io.read(url: url).resizedToFill(width: options.width, height: options.height)
-            return try backend.tensor(image.floats(), shape: [1, options.height, options.width, 3])
+            let (width, height) = (stream.parameters.width, stream.parameters.height)
+            let image = try io.read(url: url).resizedToFill(width: width, height: height)
+            return try backend.tensor(image.floats(), shape: [1, height, width, 3])
         }
         // Output k is the stream's answer to input k: the S − 1 calls of latency are flushed by
         // repeating the last frame, so every input yields exactly one output, in order.

@@ -51,8 +51,8 @@ struct ServeCommand: AsyncParsableCommand {
         } catch {
             throw ValidationError(error.description)
         }
-        let parameters = try stream.parameters(defaultIndices: [32])
         let (model, scheduler, backend) = try stream.load()
+        let parameters = try stream.parameters(defaultIndices: [32], model: model)
         let engine = LiveEngine(model: model, scheduler: scheduler, base: parameters, backend: backend)
         var logger = Logger(label: "streamdiffusion.serve")
         logger.logLevel = .info

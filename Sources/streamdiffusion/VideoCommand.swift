@@ -36,21 +36,23 @@ struct VideoCommand: ParsableCommand {
     var noAddNoise = false
 
     func run() throws {
-        let reader = try VideoReader(url: URL(fileURLWithPath: input), size: (options.width, options.height))
+        guard frameBufferSize >= 1 else { throw ValidationError("--frame-buffer-size must be ≥ 1") }
+        guard FileManager.default.fileExists(atPath: input) else { throw ValidationError("--input \(input) does not exist") }
+        let stream = try options.stream(defaultIndices: [32, 45]) { parameters in
+            parameters.doAddNoise = !noAddNoise
+            parameters.frameBufferSize = frameBufferSize
+            if let similarFilterThreshold {
+                parameters.enableSimilarImageFilter = true
+                parameters.similarImageFilterThreshold = similarFilterThreshold
+                parameters.similarImageFilterMaxSkipFrame = similarFilterMaxSkip
+            }
+        }
+        let (width, height) = (stream.parameters.width, stream.parameters.height)
+        let reader = try VideoReader(url: URL(fileURLWithPath: input), size: (width, height))
         defer { reader.close() }
         let rate = reader.info.frameRate ?? 30
-        var parameters = try options.parameters(defaultIndices: [32, 45])
-        parameters.doAddNoise = !noAddNoise
-        parameters.frameBufferSize = frameBufferSize
-        if let similarFilterThreshold {
-            parameters.enableSimilarImageFilter = true
-            parameters.similarImageFilterThreshold = similarFilterThreshold
-            parameters.similarImageFilterMaxSkipFrame = similarFilterMaxSkip
-        }
-        guard frameBufferSize >= 1 else { throw ValidationError("--frame-buffer-size must be ≥ 1") }
-        let stream = try options.stream(defaultIndices: [32, 45], parameters: parameters)
         let backend = stream.backend
-        let writer = try VideoWriter(url: URL(fileURLWithPath: output), width: options.width, height: options.height, frameRate: rate)
+        let writer = try VideoWriter(url: URL(fileURLWithPath: output), width: width, height: height, frameRate: rate)
         let latency = stream.parameters.useDenoisingBatch ? stream.schedule.steps - 1 : 0
         let total = reader.info.frameCount
         let start = Date()
@@ -64,7 +66,7 @@ struct VideoCommand: ParsableCommand {
         }
         // Frames go in groups of --frame-buffer-size (the last group padded with its last frame);
         // each call returns one group, S − 1 calls late, and the padding is not written.
-        let f = frameBufferSize, size = [1, options.height, options.width, 3]
+        let f = frameBufferSize, size = [1, height, width, 3]
         var pending: [Tensor] = [], written = 0, calls = 0
         func call(_ group: [Tensor]) throws {
             let result = try stream.img2img(backend.concatRows(group))

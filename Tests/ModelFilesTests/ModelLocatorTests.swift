@@ -130,4 +130,28 @@ import Testing
             #expect(parsed(bad) == nil, "\(bad)")
         }
     }
+
+    /// No --model: sd-turbo when cached, else the demo folder (the environment override, the current
+    /// directory, or a folder above the executable), else an error listing every place tried.
+    @Test func defaultModelPrefersCachedSDTurboThenTheDemoFolder() throws {
+        let folder = try TemporaryFolder()
+        let hub = try makeCache(in: folder)
+        let cached = try DefaultModel.choose(locator: locator(folder, ["HF_HUB_CACHE": hub.path]), executable: nil)
+        #expect(cached.model == "stabilityai/sd-turbo" && cached.notice.contains("Hugging Face cache"))
+
+        try folder.write("checkout/Models/demo/model_index.json", "{}")
+        let executable = folder.url.appendingPathComponent("checkout/.build/x86_64-unknown-linux-gnu/release/streamdiffusion")
+        let empty = ["HF_HUB_CACHE": folder.url.appendingPathComponent("none").path]
+        let demo = try DefaultModel.choose(locator: locator(folder, empty), executable: executable)
+        #expect(demo.model == folder.url.appendingPathComponent("checkout/Models/demo").standardizedFileURL.path)
+        #expect(demo.notice.contains("bundled demo model"))
+
+        var overridden = empty
+        overridden[DefaultModel.demoEnvironmentKey] = folder.url.appendingPathComponent("elsewhere").path
+        #expect {
+            try DefaultModel.choose(locator: locator(folder, overridden), executable: executable)
+        } throws: { error in
+            "\(error)".contains("elsewhere") && "\(error)".contains(DefaultModel.demoEnvironmentKey)
+        }
+    }
 }
