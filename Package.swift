@@ -13,6 +13,7 @@ let package = Package(
         .library(name: "Models", targets: ["Models"]),
         .library(name: "StreamDiffusion", targets: ["StreamDiffusion"]),
         .library(name: "Media", targets: ["Media"]),
+        .library(name: "StreamDiffusionKit", targets: ["StreamDiffusionKit"]),
         .executable(name: "streamdiffusion", targets: ["streamdiffusion"]),
     ],
     dependencies: [
@@ -44,6 +45,12 @@ let package = Package(
         .systemLibrary(name: "CTurboJPEG", path: "Sources/CTurboJPEG"),
         .target(name: "Media", dependencies: ["CPNGShim", "CTurboJPEG"]),
         // `serve`: the WebSocket stream server and its browser page (embedded in the binary).
+        .target(name: "StreamDiffusionKit", dependencies: ["StreamDiffusion", "Models", "ModelFiles", "Tensors", "Media"]),
+        .executableTarget(
+            name: "quickstart",
+            dependencies: ["StreamDiffusionKit", "Media", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "Examples/QuickStart"
+        ),
         .target(
             name: "LiveServer",
             dependencies: ["StreamDiffusion", "Media", "Tensors",
@@ -72,12 +79,13 @@ let package = Package(
         .testTarget(name: "ModelFilesTests", dependencies: ["ModelFiles", "Tensors"]),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "ModelFiles", "Tensors"]),
         .testTarget(name: "MediaTests", dependencies: ["Media"]),
-        .testTarget(name: "CLITests", dependencies: ["Media", "streamdiffusion"]),
+        .testTarget(name: "CLITests", dependencies: ["Media", "streamdiffusion", "quickstart"]),
         .testTarget(
             name: "LiveServerTests",
             dependencies: ["LiveServer", "StreamDiffusion", "Models", "Media", "Tensors",
                            .product(name: "HummingbirdWSClient", package: "hummingbird-websocket")]
         ),
         .testTarget(name: "StreamDiffusionTests", dependencies: ["StreamDiffusion", "Models", "ModelFiles", "Tensors"]),
+        .testTarget(name: "DemoModelTests", dependencies: ["StreamDiffusion", "StreamDiffusionKit", "Models", "ModelFiles", "Tensors", "Media"]),
     ]
 )

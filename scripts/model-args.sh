@@ -1,14 +1,21 @@
 # Sourced by demo.sh and serve.sh: the best model on this machine — sd-turbo from the local Hugging
-# Face cache when it is there, else the tiny fixture model shipped in the repository (random
-# weights: it proves the pipeline, not art). Sets MODEL (CLI arguments) and SIZE.
+# Face cache when it is there, else the demo model bundled in Models/demo (128×128 coloured shapes,
+# trained by tools/train_demo_model.py; the CLI picks it by itself when no --model is given and says
+# so). Sets MODEL (CLI arguments), SIZE and PROMPTS (txt2img prompts for the contact sheet).
 cache="${HF_HUB_CACHE:-${HF_HOME:-$HOME/.cache/huggingface}/hub}"
 if [ -d "$cache/models--stabilityai--sd-turbo" ]; then
-    MODEL=(--model stabilityai/sd-turbo --t-index-list 0 --cfg-type none --width 512 --height 512)
+    MODEL=(--model stabilityai/sd-turbo --t-index-list 0 --cfg-type none)
     [ -d "$cache/models--madebyollin--taesd" ] && MODEL+=(--vae taesd)
     SIZE=512
-    echo "using stabilityai/sd-turbo from $cache"
+    PROMPTS=("a photo of a red fox in the snow" "a watercolor painting of a lighthouse at dawn"
+             "a bowl of ramen, studio lighting" "an astronaut riding a horse, oil painting")
+    VIDEO_PROMPT="a watercolor painting"
 else
-    MODEL=(--model Tests/Fixtures/models/tiny-sd15 --vae Tests/Fixtures/models/tiny-taesd --width 64 --height 64)
-    SIZE=64
-    echo "no sd-turbo in the Hugging Face cache ($cache); using the tiny fixture model (random weights)"
+    MODEL=()
+    SIZE=128
+    PROMPTS=("a red circle on a blue background" "a yellow star on a black background"
+             "a large green square on a white background" "a small purple triangle on the left on a yellow background"
+             "a blue ring on a pink and white gradient" "an orange circle and a blue star on a white background"
+             "a white star at the top on a purple background" "a pink square on the right on a green background")
+    VIDEO_PROMPT="a blue circle on a black background"
 fi

@@ -165,7 +165,8 @@ def make_data(work: Path, seed: int) -> None:
     with torch.no_grad():
         for i in range(0, DATA_COUNT, chunk):
             images, captions = demo_data.batch(seed * 7_000_003 + i, chunk)
-            latents.append(vae.encode(to_tensor(images)).latents.half())
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                latents.append(vae.encode(to_tensor(images)).latents.float().half())
             ids.append(tokens(tok, captions))
             if (i // chunk) % 10 == 0:
                 log(work, f"data {i + chunk}/{DATA_COUNT} {time.time() - start:.0f}s")

@@ -34,6 +34,11 @@ public final class LiveEngine: @unchecked Sendable {
         (p.tIndexList, p.guidanceScale, p.delta, p.seed) = (settings.tIndexList, settings.guidanceScale, settings.delta, settings.seed)
         p.enableSimilarImageFilter = settings.similarityFilter
         p.similarImageFilterThreshold = settings.similarityThreshold
+        if settings.mode == .txt2img {
+            // Generation starts from pure noise (index 0), without guidance: RCFG's virtual negative
+            // is an input's noise, and strength means nothing without an input.
+            (p.tIndexList, p.cfgType, p.enableSimilarImageFilter) = ([0], .none, false)
+        }
         let stream = try StreamPipeline(model: model, scheduler: scheduler, parameters: p, backend: backend)
         try stream.prepare(prompt: settings.prompt, negativePrompt: settings.negativePrompt)
         return stream

@@ -24,11 +24,11 @@ public struct LiveSettings: Codable, Sendable, Equatable {
 
     public init() {}
 
-    /// Whether a stream built for `other` serves these settings after a prompt swap (the mode needs
-    /// nothing either: both modes run on the same stream).
+    /// Whether a stream built for `other` serves these settings after a prompt swap (a mode change
+    /// rebuilds: txt2img streams start at index 0 without guidance, see `LiveEngine.makeStream`).
     func sharesStream(with other: LiveSettings) -> Bool {
         var a = self, b = other
-        (a.prompt, a.mode, b.prompt, b.mode) = ("", .img2img, "", .img2img)
+        (a.prompt, b.prompt) = ("", "")
         return a == b
     }
 }

@@ -23,8 +23,8 @@ struct StreamOptions: ParsableArguments {
     @Option(help: "Indices into the LCM schedule, comma-separated (default: txt2img 0,16,32,45; img2img 32,45).")
     var tIndexList: String?
 
-    @Option(help: "Residual CFG: none, full, self or initialize.")
-    var cfgType = "self"
+    @Option(help: "Residual CFG: none, full, self or initialize (default: txt2img none, as the official wrapper requires; others self).")
+    var cfgType: String?
 
     @Option(help: "Guidance scale (active above 1).")
     var guidanceScale: Float = 1.2
@@ -59,8 +59,15 @@ struct StreamOptions: ParsableArguments {
     @Flag(help: "Sequential denoising (one UNet call per step) instead of stream batch.")
     var noDenoisingBatch = false
 
+    func validate() throws {
+        if let cfgType, CFGType(rawValue: cfgType) == nil { throw ValidationError("--cfg-type must be none, full, self or initialize") }
+        for (name, side) in [("--width", width), ("--height", height)] {
+            if let side, side <= 0 || side % 8 != 0 { throw ValidationError("\(name) must be a positive multiple of 8 (got \(side))") }
+        }
+    }
+
     /// The stream's parameters; the size defaults to the model's native one, as in diffusers.
-    func parameters(defaultIndices: [Int], model: StableDiffusionModel) throws -> StreamParameters {
+    func parameters(defaultIndices: [Int], defaultCFG: CFGType = .self, model: StableDiffusionModel) throws -> StreamParameters {
         var p = StreamParameters()
         let native = (model.unet.config.sampleSize ?? 64) * 8
         let (width, height) = (self.width ?? native, self.height ?? native)
@@ -74,12 +81,7 @@ struct StreamOptions: ParsableArguments {
         } else {
             p.tIndexList = defaultIndices
         }
-        guard let cfg = CFGType(rawValue: cfgType) else {
-            throw ValidationError("--cfg-type must be none, full, self or initialize")
-        }
-        guard width > 0, height > 0, width % 8 == 0, height % 8 == 0 else {
-            throw ValidationError("--width and --height must be positive multiples of 8 (got \(width)×\(height))")
-        }
+        let cfg = cfgType.flatMap(CFGType.init(rawValue:)) ?? defaultCFG   // checked by validate()
         (p.cfgType, p.guidanceScale, p.delta, p.seed) = (cfg, guidanceScale, delta, seed)
         (p.numInferenceSteps, p.width, p.height) = (steps, width, height)
         p.useDenoisingBatch = !noDenoisingBatch
@@ -120,10 +122,11 @@ struct StreamOptions: ParsableArguments {
 
     /// Loads the model and builds the stream, prepared for `--prompt`; `configure` adjusts the
     /// parameters a command adds to the shared options.
-    func stream(defaultIndices: [Int], configure: (inout StreamParameters) -> Void = { _ in }) throws -> StreamPipeline {
+    func stream(defaultIndices: [Int], defaultCFG: CFGType = .self,
+                configure: (inout StreamParameters) -> Void = { _ in }) throws -> StreamPipeline {
         guard let prompt else { throw ValidationError("--prompt is required") }
         let (model, scheduler, backend) = try load()
-        var parameters = try self.parameters(defaultIndices: defaultIndices, model: model)
+        var parameters = try self.parameters(defaultIndices: defaultIndices, defaultCFG: defaultCFG, model: model)
         configure(&parameters)
         let stream = try StreamPipeline(model: model, scheduler: scheduler, parameters: parameters, backend: backend)
         try stream.prepare(prompt: prompt, negativePrompt: negativePrompt)
@@ -151,7 +154,8 @@ struct Txt2ImgCommand: ParsableCommand {
     }
 
     func run() throws {
-        let stream = try options.stream(defaultIndices: [0, 16, 32, 45])
+        // No guidance by default: RCFG's virtual negative is the input's noise, which txt2img lacks.
+        let stream = try options.stream(defaultIndices: [0, 16, 32, 45], defaultCFG: .none)
         let backend = stream.backend
         let url = URL(fileURLWithPath: output)
         let start = Date()

@@ -30,23 +30,7 @@ struct StreamBenchCommand: ParsableCommand {
     @Option(help: "Step counts, comma-separated.")
     var steps = "1,2,4,10"
 
-    @Option(help: "Compute precision: fp32 or bf16 (default: bf16 where the CPU has AVX-512 BF16).")
-    var dtype: String?
-
-    @Option(help: "Thread count (default: every core).")
-    var threads: Int?
-
-    @Option(help: "Timed calls per measurement (the median is reported).")
-    var repeats = 3
-
-    @Option(help: "Folder of layout JSON files (tools/export_layouts.py).")
-    var layouts = "Tests/Fixtures/layouts"
-
-    @Option(help: "Tokenizer folder (the real CLIP vocabulary).")
-    var tokenizer = "Tests/Fixtures/tokenizer/sd21"
-
-    @Option(help: "Where the synthetic model folders are written (reused across runs).")
-    var cache = FileManager.default.temporaryDirectory.appendingPathComponent("streamdiffusion-synthetic").path
+    @OptionGroup var models: StreamBenchModelOptions
 
     @Option(help: "Frames per synthetic clip in the similarity-filter table.")
     var clipFrames = 30
@@ -81,38 +65,18 @@ struct StreamBenchCommand: ParsableCommand {
             guard let s = Int(part), (1...50).contains(s) else { throw ValidationError("bad step count '\(part)'") }
             return s
         }
+        if peer && models.model != nil { throw ValidationError("--peer times the synthetic sd-turbo weights; leave out --model") }
         if peer && !FileManager.default.fileExists(atPath: peerScript) {
             throw ValidationError("peer script \(peerScript) not found (run from the repository root, or pass --peer-script)")
         }
-        let precision: CPUBackend.Precision = dtype == "fp32" ? .float32 : dtype == "bf16" ? .bfloat16 : .automatic
-        let backend = try CPUBackend(threads: threads, precision: precision)
-        let models = SyntheticModels(layouts: URL(fileURLWithPath: layouts), cache: URL(fileURLWithPath: cache),
-                                     log: json ? { _ in } : { print($0) })
-        let unet = try UNet2DConditionModel(models.scope("sd-turbo-unet", backend: backend), config: models.config("sd-turbo-unet"))
-        let text = try CLIPTextModel(models.scope("sd-turbo-text-encoder", backend: backend), config: models.config("sd-turbo-text-encoder"))
-        let taesd = try AutoencoderTiny(models.scope("taesd", backend: backend), config: models.config("taesd"))
-        let clip = try CLIPTokenizer(folder: URL(fileURLWithPath: tokenizer))
-        let scheduler = try LCMScheduler()
-        if !json { print("stream benchmark on \(backend), sd-turbo architecture with random weights, TAESD") }
-
-        /// A prepared stream over the shared models (the negative prompt matters only with CFG).
-        func preparedStream(_ p: StreamParameters) throws -> StreamPipeline {
-            let stream = try StreamPipeline(tokenizer: clip, textEncoder: text, unet: unet, vae: .tiny(taesd),
-                                            scheduler: scheduler, parameters: p, backend: backend)
-            try stream.prepare(prompt: "a photograph of a mountain lake at dawn", negativePrompt: "blurry")
-            return stream
-        }
+        let rig = try models.rig(log: json ? { _ in } : { print($0) })
+        let backend = rig.backend, repeats = rig.repeats
+        if !json { print("stream benchmark on \(backend), \(rig.summary)") }
+        let preparedStream = rig.stream
 
         func measure(_ table: String, size: Int, indices: [Int], cfg: CFGType, batch: Bool, img2img: Bool) throws -> Row {
-            var p = StreamParameters()
-            (p.width, p.height, p.tIndexList, p.cfgType, p.useDenoisingBatch) = (size, size, indices, cfg, batch)
-            p.guidanceScale = cfg == .none ? 1 : 1.4
-            let stream = try preparedStream(p)
-            let frame = try OpBenchmark.random(backend, [1, size, size, 3])
-            let call = { _ = try img2img ? stream.img2img(frame) : stream.txt2img() }
-            for _ in 0..<(batch ? indices.count : 1) { try call() }   // fill the stream
-            let ms = OpBenchmark.median(try OpBenchmark.time(warmup: 0, repeats: repeats, call))
-            let rows = cfg == .full ? 2 * indices.count : (cfg == .initialize ? indices.count + 1 : indices.count)
+            let ms = try rig.msPerCall(size: size, indices: indices, cfg: cfg, batch: batch, img2img: img2img)
+            let rows = StreamBenchRig.unetRows(steps: indices.count, cfg: cfg)
             let row = Row(table: table, mode: "\(img2img ? "img2img" : "txt2img") \(batch ? "stream batch" : "sequential")",
                           size: size, steps: indices.count, cfg: cfg.rawValue, msPerFrame: ms, fps: 1000 / ms, unetRowsPerFrame: rows)
             if !json {
@@ -123,12 +87,7 @@ struct StreamBenchCommand: ParsableCommand {
             return row
         }
 
-        /// img2img starts part-way into the schedule (indices up to 45); txt2img from pure noise at 0.
-        func indices(_ n: Int, img2img: Bool) -> [Int] {
-            let first = img2img ? 32 : 0
-            if n == 1 { return [first] }
-            return (0..<n).map { first + (45 - first) * $0 / (n - 1) }.reduced()
-        }
+        func indices(_ n: Int, img2img: Bool) -> [Int] { StreamBenchRig.indices(n, img2img: img2img) }
 
         var rows: [Row] = []
         if !json { print("\n== Steps: stream batch vs sequential (cfg none)") }
@@ -180,7 +139,7 @@ struct StreamBenchCommand: ParsableCommand {
             defer { try? FileManager.default.removeItem(at: clip) }
             rows += try peerComparison(ours: rows, sizes: sizeList, rcfg: (small, indices(4, img2img: true)),
                                        steps: (small, multiStep, stepList), sequential: indices(4, img2img: true),
-                                       similarity: (clip.path, clipFrames), threads: backend.threads, tokenizer: tokenizer)
+                                       similarity: (clip.path, clipFrames), threads: backend.threads, tokenizer: models.tokenizer)
         }
 
         if !json { print("\n== Scaling: frame_buffer_size (frames per call), img2img 1 step, \(small)²") }
@@ -230,14 +189,19 @@ struct StreamBenchCommand: ParsableCommand {
         if !json { print("\n== Breakdown of one img2img frame, 1 step, \(small)²") }
         do {
             let image = try OpBenchmark.random(backend, [1, small, small, 3])
-            let ids = [clip.encode("a photograph of a mountain lake at dawn")]
-            let context = try text(ids)
-            let latents = try taesd.encode(image)
+            let ids = [rig.tokenizer.encode("a photograph of a mountain lake at dawn")]
+            let context = try rig.text(ids)
+            let (encode, decode): ((Tensor) throws -> Tensor, (Tensor) throws -> Tensor)
+            switch rig.vae {
+            case let .tiny(taesd): (encode, decode) = (taesd.encode, taesd.decode)
+            case let .kl(kl): (encode, decode) = (kl.encode, kl.decode)
+            }
+            let latents = try encode(image)
             let stages: [(String, () throws -> Void)] = [
-                ("text encode (once per prompt)", { _ = try text(ids) }),
-                ("TAESD encode", { _ = try taesd.encode(image) }),
-                ("UNet (1 row)", { _ = try unet(latents, timesteps: [359], context: context) }),
-                ("TAESD decode", { _ = try taesd.decode(latents) }),
+                ("text encode (once per prompt)", { _ = try rig.text(ids) }),
+                ("VAE encode", { _ = try encode(image) }),
+                ("UNet (1 row)", { _ = try rig.unet(latents, timesteps: [359], context: context) }),
+                ("VAE decode", { _ = try decode(latents) }),
             ]
             for (name, body) in stages {
                 let ms = OpBenchmark.median(try OpBenchmark.time(warmup: 1, repeats: repeats, body))
@@ -280,7 +244,7 @@ extension StreamBenchCommand {
              "--diffusers-steps", steps.counts.map(String.init).joined(separator: ","),
              "--sequential-t-index-list", list(sequential), "--similarity-clip", similarity.clip,
              "--similarity-size", "\(steps.size)", "--similarity-frames", "\(similarity.frames)",
-             "--repeats", "\(repeats)", "--tokenizer", tokenizer, "--weights", cache, "--json"])
+             "--repeats", "\(models.repeats)", "--tokenizer", tokenizer, "--weights", models.cache, "--json"])
         func line(_ label: String, _ mine: Double, _ theirs: Double, peer: String = "official") {
             if !json {
                 print(pad(label, 30) + pad("ours " + format(mine, 1) + " ms", 18, right: true)
@@ -352,14 +316,5 @@ extension StreamBenchCommand {
             line("RCFG \(cfg.rawValue), \(rcfg.indices.count) steps \(rcfg.size)²", mine.msPerFrame, theirs)
         }
         return rows
-    }
-}
-
-private extension Array where Element == Int {
-    /// Strictly increasing (distinct) indices, nudged up where integer division repeated one.
-    func reduced() -> [Int] {
-        var out: [Int] = []
-        for i in self { out.append(Swift.max(i, (out.last ?? -1) + 1)) }
-        return out
     }
 }

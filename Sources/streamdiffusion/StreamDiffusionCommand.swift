@@ -13,7 +13,8 @@ struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Benchmarks on this machine, optionally side by side with PyTorch.",
-        subcommands: [AllBenchCommand.self, OpsBenchCommand.self, ModelsBenchCommand.self, StreamBenchCommand.self],
+        subcommands: [AllBenchCommand.self, OpsBenchCommand.self, ModelsBenchCommand.self, StreamBenchCommand.self,
+                      ComponentsBenchCommand.self, ThroughputBenchCommand.self],
         defaultSubcommand: AllBenchCommand.self
     )
 }

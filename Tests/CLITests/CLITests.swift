@@ -8,21 +8,24 @@ import Testing
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
     static let models = root.appendingPathComponent("Tests/Fixtures/models")
 
-    /// The binary `swift build --build-tests` put next to this test bundle.
-    static var binary: URL? {
+    /// An executable `swift build --build-tests` put next to this test bundle.
+    static func executable(_ name: String) -> URL? {
         let candidates = [Bundle.main.bundleURL.deletingLastPathComponent(), Bundle.main.bundleURL]
-            .map { $0.appendingPathComponent("streamdiffusion") }
-            + [root.appendingPathComponent(".build/debug/streamdiffusion")]
+            .map { $0.appendingPathComponent(name) }
+            + [root.appendingPathComponent(".build/debug/\(name)")]
         return candidates.first { FileManager.default.isExecutableFile(atPath: $0.path) }
     }
 
     struct Result { let status: Int32; let output: String }
 
-    func run(_ arguments: [String]) throws -> Result {
-        let binary = try #require(CLITests.binary, "build the streamdiffusion executable first (swift build)")
+    func run(_ arguments: [String], environment: [String: String]? = nil, in directory: URL? = nil,
+             program: String = "streamdiffusion") throws -> Result {
+        let binary = try #require(CLITests.executable(program), "build the \(program) executable first (swift build)")
         let process = Process()
         process.executableURL = binary
         process.arguments = arguments
+        if let environment { process.environment = environment }
+        if let directory { process.currentDirectoryURL = directory }
         let pipe = Pipe()
         process.standardOutput = pipe
         process.standardError = pipe
@@ -30,6 +33,14 @@ import Testing
         let data = pipe.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
         return Result(status: process.terminationStatus, output: String(decoding: data, as: UTF8.self))
+    }
+
+    /// This process's environment with an empty Hugging Face cache: the default model is the demo model.
+    static func withoutSDTurbo(_ folder: URL) -> [String: String] {
+        var environment = ProcessInfo.processInfo.environment
+        environment["HF_HUB_CACHE"] = folder.appendingPathComponent("empty-cache").path
+        environment["STREAMDIFFUSION_DEMO_MODEL"] = nil
+        return environment
     }
 
     func temporaryFolder() throws -> URL {
@@ -52,6 +63,19 @@ import Testing
             let image = try ImageIO().read(url: out.appendingPathComponent(String(format: "img-%03d.png", k)))
             #expect(image.width == 64 && image.height == 64)
         }
+    }
+
+    /// Without --model (and no sd-turbo in the cache) the bundled demo model is used, said in one
+    /// line, at its native 128×128, through the stream-batch txt2img path.
+    @Test func withoutAModelTheBundledDemoModelIsUsed() throws {
+        let out = try temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: out) }
+        let result = try run(["txt2img", "--prompt", "a red circle on a blue background", "--output", "img.png"],
+                             environment: Self.withoutSDTurbo(out), in: out)
+        #expect(result.status == 0, "\(result.output)")
+        #expect(result.output.split(separator: "\n").filter { $0.contains("using the bundled demo model") }.count == 1, "\(result.output)")
+        let image = try ImageIO().read(url: out.appendingPathComponent("img.png"))
+        #expect(image.width == 128 && image.height == 128)
     }
 
     /// An LCM-LoRA (kohya layout) fused at load; a LoRA for another model reports its unmatched modules.
@@ -83,7 +107,7 @@ import Testing
 
     @Test func errorsAreOneClearLine() throws {
         let badSize = try run(["txt2img", "--prompt", "x", "--output", "/tmp/never.png", "--width", "60"] + model.dropLast(6))
-        #expect(badSize.status != 0 && badSize.output.contains("multiples of 8"))
+        #expect(badSize.status != 0 && badSize.output.contains("multiple of 8"))
         let range = try run(["txt2img", "--prompt", "x", "--output", "/tmp/never.png", "--t-index-list", "0,50"] + model)
         #expect(range.status != 0 && range.output.contains("0...49"))
         let missing = try run(["txt2img", "--prompt", "x", "--output", "/tmp/never.png", "--model", "nobody/nothing"])
