@@ -63,7 +63,7 @@ fixtures: python-tools
 	$(PYTHON) tools/make_image_fixtures.py
 	$(PYTHON) tools/make_demo_fixtures.py
 
-## demo-model: retrain the bundled demo model into Models/demo (about 75 min on 2 cores; resumable)
+## demo-model: retrain the bundled demo model into Models/demo (about 90 min on 2 cores; resumable)
 demo-model: python-tools
 	$(PYTHON) tools/train_demo_model.py
 

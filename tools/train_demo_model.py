@@ -30,9 +30,9 @@ Stages (each resumes from its checkpoint in --work; re-running the script contin
              (this recipe, seeds, the loss every 100 steps) and training.log (every stage's log).
 
 Every random draw is seeded from --seed and the step number, so a resumed run equals an unbroken one
-(up to floating-point reduction order). On 2 CPU cores the whole run takes about 75 minutes.
+(up to floating-point reduction order). On 2 CPU cores the whole run takes about 90 minutes (VAE 15, data 6, UNet 66).
 
-Usage: python3 tools/train_demo_model.py [--out Models/demo] [--work .build/demo-train] [--unet-steps 9000]
+Usage: python3 tools/train_demo_model.py [--out Models/demo] [--work .build/demo-train] [--unet-steps 12000]
        python3 tools/train_demo_model.py --preview sheet.png   (sample the current checkpoint, 1 and 4 steps)
 Requirements: tools/requirements.txt
 """
@@ -315,7 +315,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=ROOT / "Models/demo")
     ap.add_argument("--work", type=Path, default=ROOT / ".build/demo-train")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--unet-steps", type=int, default=9_000)
+    ap.add_argument("--unet-steps", type=int, default=12_000)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--preview", type=Path, help="only sample the current checkpoint into this PNG")
     args = ap.parse_args()
