@@ -169,12 +169,13 @@ public final class StreamPipeline {
         return previousOutput
     }
 
-    /// txt2img: fresh noise from the seeded generator enters at the first step. With one step this
-    /// is sd-turbo's path: x0 = (x − β·ε)/α straight from a single UNet call.
+    /// txt2img: fresh noise from the seeded generator enters at the first step. With one step and no
+    /// guidance this is sd-turbo's path: x0 = (x − β·ε)/α straight from a single UNet call; guidance
+    /// asked for goes through the stream, so its extra rows are really run.
     public func txt2img() throws -> Tensor {
         guard let stream else { throw StreamError.notPrepared }
         let noise = try nhwcNoise(rows: parameters.frameBufferSize)
-        if schedule.steps == 1, let context = stream.context {
+        if schedule.steps == 1, !stream.guided, let context = stream.context {
             let eps = try unet(noise, timesteps: Array(repeating: Float(schedule.timesteps[0]), count: parameters.frameBufferSize),
                                context: context.slice(batch: (context.shape[0] - parameters.frameBufferSize)..<context.shape[0]))
             let x0 = try backend.scale(backend.sub(noise, backend.scale(eps, by: schedule.beta[0], adding: 0)),
