@@ -31,6 +31,14 @@ public struct DefaultModel: Sendable, Equatable {
                                 + "(\(demo.path); 128×128 coloured shapes; real use takes sd-turbo or any SD 1.5/2.1 model)")
     }
 
+    /// `given`, else the default's model after announcing the choice (one line).
+    public static func argument(_ given: String?, announce: (String) -> Void = { print($0) }) throws -> String {
+        if let given { return given }
+        let chosen = try choose()
+        announce(chosen.notice)
+        return chosen.model
+    }
+
     static func demoCandidates(locator: ModelLocator, executable: URL?) -> [URL] {
         if let path = locator.environment[demoEnvironmentKey], !path.isEmpty {
             return [URL(fileURLWithPath: path, isDirectory: true)]

@@ -14,6 +14,9 @@ public struct StableDiffusionModel: Sendable {
     public let tokenizer: CLIPTokenizer
     public let textEncoder: CLIPTextModel
     public let unet: UNet2DConditionModel
+    /// The picture size the model was trained at: 8 × the UNet's `sample_size` (diffusers' default
+    /// height and width; 64 when the config lacks it).
+    public var nativeSize: Int { (unet.config.sampleSize ?? 64) * 8 }
     public let vae: VAE
     /// LoRA modules that matched no UNet weight (empty without a LoRA).
     public let unmatchedLoRAModules: [String]

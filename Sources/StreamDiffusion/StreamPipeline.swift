@@ -23,6 +23,15 @@ public struct StreamParameters: Sendable, Equatable {
     public var similarImageFilterMaxSkipFrame = 10
 
     public init() {}
+
+    /// `steps` schedule indices spread from `first` to 45 (integer steps, strictly increasing): txt2img
+    /// starts from pure noise at 0, img2img part-way in (the official demos use 32).
+    public static func spreadIndices(_ steps: Int, from first: Int) -> [Int] {
+        if steps <= 1 { return [first] }
+        var out: [Int] = []
+        for i in (0..<steps).map({ first + (45 - first) * $0 / (steps - 1) }) { out.append(max(i, (out.last ?? -1) + 1)) }
+        return out
+    }
 }
 
 /// The VAE a stream encodes frames with and decodes results with.
@@ -31,6 +40,13 @@ public enum StreamVAE: Sendable {
     case tiny(AutoencoderTiny)
     /// The SD VAE: encoding samples the posterior, as the official code does.
     case kl(AutoencoderKL)
+
+    public init(_ vae: StableDiffusionModel.VAE) {
+        switch vae {
+        case let .kl(kl): self = .kl(kl)
+        case let .tiny(tiny): self = .tiny(tiny)
+        }
+    }
 
     var scalingFactor: Float {
         switch self {
@@ -46,6 +62,8 @@ public enum StreamVAE: Sendable {
 public final class StreamPipeline {
     public let parameters: StreamParameters
     public let schedule: StreamSchedule
+    /// Calls between a frame entering and its picture coming out: S − 1 with stream batch, else 0.
+    public var latency: Int { parameters.useDenoisingBatch ? schedule.steps - 1 : 0 }
     public let backend: any Backend
     let tokenizer: CLIPTokenizer
     let textEncoder: CLIPTextModel
@@ -224,12 +242,7 @@ extension StreamPipeline {
     /// A stream over a loaded model folder (its tokenizer, text encoder, UNet and VAE).
     public convenience init(model: StableDiffusionModel, scheduler: LCMScheduler, parameters: StreamParameters,
                             backend: any Backend) throws {
-        let vae: StreamVAE
-        switch model.vae {
-        case let .kl(kl): vae = .kl(kl)
-        case let .tiny(tiny): vae = .tiny(tiny)
-        }
-        try self.init(tokenizer: model.tokenizer, textEncoder: model.textEncoder, unet: model.unet, vae: vae,
+        try self.init(tokenizer: model.tokenizer, textEncoder: model.textEncoder, unet: model.unet, vae: StreamVAE(model.vae),
                       scheduler: scheduler, parameters: parameters, backend: backend)
     }
 }

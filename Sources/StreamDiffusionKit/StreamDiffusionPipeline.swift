@@ -41,19 +41,10 @@ public final class StreamDiffusionPipeline {
             throw StreamDiffusionPipelineError.invalidArgument("denoisingSteps must be 1...50, got \(denoisingSteps)")
         }
         backend = try CPUBackend(threads: threads)
-        let id: String
-        if let modelID {
-            id = modelID
-        } else {
-            let chosen = try DefaultModel.choose()
-            print(chosen.notice)
-            id = chosen.model
-        }
-        model = try StableDiffusionModel.load(id, backend: backend)
+        model = try StableDiffusionModel.load(DefaultModel.argument(modelID), backend: backend)
         scheduler = try LCMScheduler(contentsOf: model.folder.configURL("scheduler"))
         var p = StreamParameters()
-        let native = (model.unet.config.sampleSize ?? 64) * 8
-        (p.width, p.height, p.seed) = (width ?? native, height ?? native, seed)
+        (p.width, p.height, p.seed) = (width ?? model.nativeSize, height ?? model.nativeSize, seed)
         guard p.width > 0, p.height > 0, p.width % 8 == 0, p.height % 8 == 0 else {
             throw StreamDiffusionPipelineError.invalidArgument("width and height must be positive multiples of 8, got \(p.width)×\(p.height)")
         }
@@ -64,20 +55,15 @@ public final class StreamDiffusionPipeline {
         self.denoisingSteps = denoisingSteps
     }
 
-    /// Schedule indices of `steps` steps: txt2img from pure noise (index 0) to index 45, img2img from
-    /// index 32 (keeping the input's layout, as the official img2img demo does) to 45.
-    static func indices(steps: Int, from first: Int) -> [Int] {
-        guard steps > 1 else { return [first] }
-        return (0..<steps).map { first + Int((Double($0 * (45 - first)) / Double(steps - 1)).rounded()) }
-    }
-
     private func stream(_ existing: inout StreamPipeline?, first: Int, prompt: String) throws -> StreamPipeline {
         if let stream = existing {
             try stream.updatePrompt(prompt)
             return stream
         }
         var p = parameters
-        p.tIndexList = Self.indices(steps: denoisingSteps, from: first)
+        // txt2img from pure noise (index 0), img2img from index 32, keeping the input's layout as
+        // the official img2img demo does.
+        p.tIndexList = StreamParameters.spreadIndices(denoisingSteps, from: first)
         if first == 0 {
             // No input frames to compare, and no input noise for RCFG's virtual negative: the
             // official wrapper also runs txt2img without guidance.
@@ -94,9 +80,7 @@ public final class StreamDiffusionPipeline {
     public func callAsFunction(prompt: String) throws -> RGBImage {
         let stream = try stream(&textStream, first: 0, prompt: prompt)
         var latent = try stream.txt2img()
-        if stream.parameters.useDenoisingBatch {
-            for _ in 1..<stream.schedule.steps { latent = try stream.txt2img() }
-        }
+        for _ in 0..<stream.latency { latent = try stream.txt2img() }
         return try image(latent)
     }
 

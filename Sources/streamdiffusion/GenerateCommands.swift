@@ -69,8 +69,7 @@ struct StreamOptions: ParsableArguments {
     /// The stream's parameters; the size defaults to the model's native one, as in diffusers.
     func parameters(defaultIndices: [Int], defaultCFG: CFGType = .self, model: StableDiffusionModel) throws -> StreamParameters {
         var p = StreamParameters()
-        let native = (model.unet.config.sampleSize ?? 64) * 8
-        let (width, height) = (self.width ?? native, self.height ?? native)
+        let (width, height) = (self.width ?? model.nativeSize, self.height ?? model.nativeSize)
         if let tIndexList {
             p.tIndexList = try tIndexList.split(separator: ",").map { part in
                 guard let i = Int(part.trimmingCharacters(in: .whitespaces)) else {
@@ -88,21 +87,14 @@ struct StreamOptions: ParsableArguments {
         return p
     }
 
-    func backend() throws -> CPUBackend {
-        switch dtype {
-        case nil: return try CPUBackend(threads: threads, precision: .automatic)
-        case "fp32": return try CPUBackend(threads: threads, precision: .float32)
-        case "bf16": return try CPUBackend(threads: threads, precision: .bfloat16)
-        default: throw ValidationError("--dtype must be fp32 or bf16")
-        }
-    }
+    func backend() throws -> CPUBackend { try cpuBackend(dtype: dtype, threads: threads) }
 
     /// Loads the model, its scheduler and the backend, printing what was loaded.
     func load() throws -> (StableDiffusionModel, LCMScheduler, CPUBackend) {
         let backend = try self.backend()
         let start = Date()
         let tinyVAE = vae == "taesd" ? "madebyollin/taesd" : (vae == "kl" ? nil : vae)
-        let model = try StableDiffusionModel.load(modelArgument(), backend: backend, tinyVAE: tinyVAE,
+        let model = try StableDiffusionModel.load(DefaultModel.argument(model), backend: backend, tinyVAE: tinyVAE,
                                                   lora: lcmLora.map { URL(fileURLWithPath: $0) }, loraScale: loraScale)
         if !model.unmatchedLoRAModules.isEmpty {
             print("warning: \(model.unmatchedLoRAModules.count) LoRA module(s) matched no UNet weight, e.g. \(model.unmatchedLoRAModules[0])")
@@ -110,14 +102,6 @@ struct StreamOptions: ParsableArguments {
         let scheduler = try LCMScheduler(contentsOf: model.folder.configURL("scheduler"))
         print("loaded \(model.folder.root.path) in \(String(format: "%.1f", Date().timeIntervalSince(start))) s on \(backend)")
         return (model, scheduler, backend)
-    }
-
-    /// `--model`, else the default model (saying which in one line).
-    func modelArgument() throws -> String {
-        if let model { return model }
-        let chosen = try DefaultModel.choose()
-        print(chosen.notice)
-        return chosen.model
     }
 
     /// Loads the model and builds the stream, prepared for `--prompt`; `configure` adjusts the
@@ -131,6 +115,16 @@ struct StreamOptions: ParsableArguments {
         let stream = try StreamPipeline(model: model, scheduler: scheduler, parameters: parameters, backend: backend)
         try stream.prepare(prompt: prompt, negativePrompt: negativePrompt)
         return stream
+    }
+}
+
+/// The backend `--dtype` and `--threads` ask for (nil: bf16 where the CPU has AVX-512 BF16).
+func cpuBackend(dtype: String?, threads: Int?) throws -> CPUBackend {
+    switch dtype {
+    case nil: return try CPUBackend(threads: threads, precision: .automatic)
+    case "fp32": return try CPUBackend(threads: threads, precision: .float32)
+    case "bf16": return try CPUBackend(threads: threads, precision: .bfloat16)
+    default: throw ValidationError("--dtype must be fp32 or bf16")
     }
 }
 
@@ -162,8 +156,7 @@ struct Txt2ImgCommand: ParsableCommand {
         for k in 0..<count {
             // A stream of S steps finishes a latent every call after the first S − 1.
             var image = try stream.txt2img()
-            let latency = stream.parameters.useDenoisingBatch ? stream.schedule.steps - 1 : 0
-            for _ in 0..<latency { image = try stream.txt2img() }
+            for _ in 0..<stream.latency { image = try stream.txt2img() }
             let target = count == 1 ? url : numbered(url, k)
             try ImageIO().write(imageFrom(image, backend: backend), to: target)
             print("wrote \(target.path)")
@@ -217,7 +210,7 @@ struct Img2ImgCommand: ParsableCommand {
         }
         // Output k is the stream's answer to input k: the S − 1 calls of latency are flushed by
         // repeating the last frame, so every input yields exactly one output, in order.
-        let latency = stream.parameters.useDenoisingBatch ? stream.schedule.steps - 1 : 0
+        let latency = stream.latency
         let start = Date()
         var written = 0
         for call in 0..<(frames.count + latency) {

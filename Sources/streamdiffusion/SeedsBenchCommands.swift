@@ -9,18 +9,11 @@ import StreamDiffusion
 struct SeedsBenchReport: Encodable {
     struct Comparison: Encodable {
         let section: String, baselineLabel: String, oursLabel: String
-        let steps: Int, baselineMs: Double, oursMs: Double
-        var speedup: Double { baselineMs / oursMs }
-        enum CodingKeys: String, CodingKey { case section, baselineLabel, oursLabel, steps, baselineMs, oursMs, speedup }
-        func encode(to encoder: Encoder) throws {
-            var c = encoder.container(keyedBy: CodingKeys.self)
-            try c.encode(section, forKey: .section)
-            try c.encode(baselineLabel, forKey: .baselineLabel)
-            try c.encode(oursLabel, forKey: .oursLabel)
-            try c.encode(steps, forKey: .steps)
-            try c.encode(baselineMs, forKey: .baselineMs)
-            try c.encode(oursMs, forKey: .oursMs)
-            try c.encode(speedup, forKey: .speedup)
+        let steps: Int, baselineMs: Double, oursMs: Double, speedup: Double
+
+        init(section: String, baselineLabel: String, oursLabel: String, steps: Int, baselineMs: Double, oursMs: Double) {
+            (self.section, self.baselineLabel, self.oursLabel) = (section, baselineLabel, oursLabel)
+            (self.steps, self.baselineMs, self.oursMs, speedup) = (steps, baselineMs, oursMs, baselineMs / oursMs)
         }
     }
     let model: String, backend: String, size: Int

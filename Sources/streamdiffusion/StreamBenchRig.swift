@@ -33,12 +33,7 @@ struct StreamBenchRig {
     /// A model folder or cached hub id, loaded as the generate commands load it.
     static func loaded(_ model: String, backend: CPUBackend, repeats: Int) throws -> StreamBenchRig {
         let m = try StableDiffusionModel.load(model, backend: backend)
-        let vae: StreamVAE
-        switch m.vae {
-        case let .kl(kl): vae = .kl(kl)
-        case let .tiny(tiny): vae = .tiny(tiny)
-        }
-        return StreamBenchRig(backend: backend, tokenizer: m.tokenizer, text: m.textEncoder, unet: m.unet, vae: vae,
+        return StreamBenchRig(backend: backend, tokenizer: m.tokenizer, text: m.textEncoder, unet: m.unet, vae: StreamVAE(m.vae),
                               scheduler: try LCMScheduler(contentsOf: m.folder.configURL("scheduler")),
                               summary: m.folder.root.lastPathComponent, repeats: repeats)
     }
@@ -71,14 +66,8 @@ struct StreamBenchRig {
         cfg == .full ? 2 * steps : (cfg == .initialize ? steps + 1 : steps)
     }
 
-    /// img2img starts part-way into the schedule (indices up to 45); txt2img from pure noise at 0.
-    static func indices(_ n: Int, img2img: Bool) -> [Int] {
-        let first = img2img ? 32 : 0
-        if n == 1 { return [first] }
-        var out: [Int] = []   // strictly increasing, nudged up where integer division repeated one
-        for i in (0..<n).map({ first + (45 - first) * $0 / (n - 1) }) { out.append(max(i, (out.last ?? -1) + 1)) }
-        return out
-    }
+    /// img2img starts part-way into the schedule (index 32); txt2img from pure noise at 0.
+    static func indices(_ n: Int, img2img: Bool) -> [Int] { StreamParameters.spreadIndices(n, from: img2img ? 32 : 0) }
 }
 
 /// The options every stream benchmark shares.
@@ -106,14 +95,7 @@ struct StreamBenchModelOptions: ParsableArguments {
 
     func rig(log: @escaping (String) -> Void) throws -> StreamBenchRig {
         guard repeats >= 1 else { throw ValidationError("--repeats must be ≥ 1") }
-        let precision: CPUBackend.Precision
-        switch dtype {
-        case nil: precision = .automatic
-        case "fp32": precision = .float32
-        case "bf16": precision = .bfloat16
-        default: throw ValidationError("--dtype must be fp32 or bf16")
-        }
-        let backend = try CPUBackend(threads: threads, precision: precision)
+        let backend = try cpuBackend(dtype: dtype, threads: threads)
         if let model { return try .loaded(model, backend: backend, repeats: repeats) }
         return try .synthetic(backend: backend, layouts: layouts, cache: cache, tokenizer: tokenizer, repeats: repeats, log: log)
     }

@@ -53,7 +53,7 @@ struct VideoCommand: ParsableCommand {
         let rate = reader.info.frameRate ?? 30
         let backend = stream.backend
         let writer = try VideoWriter(url: URL(fileURLWithPath: output), width: width, height: height, frameRate: rate)
-        let latency = stream.parameters.useDenoisingBatch ? stream.schedule.steps - 1 : 0
+        let latency = stream.latency
         let total = reader.info.frameCount
         let start = Date()
         var frames = 0, last: Tensor?

@@ -96,7 +96,7 @@ import Testing
                 let stream = try StreamPipeline(model: model, scheduler: scheduler, parameters: p, backend: backend)
                 try stream.prepare(prompt: c.prompt)
                 var latent = try stream.txt2img()
-                for _ in 1..<stream.schedule.steps { latent = try stream.txt2img() }
+                for _ in 0..<stream.latency { latent = try stream.txt2img() }
                 let image = try RGBImage(floats: backend.floats(latent), width: 128, height: 128)
                 judge(measure(image), c, into: &score, label: "\(c) seed \(seed)")
             }
@@ -177,10 +177,10 @@ import Testing
 /// The seeds' facade over the same pipeline: its pictures carry the prompt's meaning too.
 @Suite(.serialized) struct FacadeTests {
     @Test func scheduleIndicesSpreadTheSteps() {
-        #expect(StreamDiffusionPipeline.indices(steps: 1, from: 0) == [0])
-        #expect(StreamDiffusionPipeline.indices(steps: 4, from: 0) == [0, 15, 30, 45])
-        #expect(StreamDiffusionPipeline.indices(steps: 2, from: 32) == [32, 45])
-        #expect(StreamDiffusionPipeline.indices(steps: 10, from: 0) == [0, 5, 10, 15, 20, 25, 30, 35, 40, 45])
+        #expect(StreamParameters.spreadIndices(1, from: 0) == [0])
+        #expect(StreamParameters.spreadIndices(4, from: 0) == [0, 15, 30, 45])
+        #expect(StreamParameters.spreadIndices(2, from: 32) == [32, 45])
+        #expect(StreamParameters.spreadIndices(10, from: 0) == [0, 5, 10, 15, 20, 25, 30, 35, 40, 45])
     }
 
     /// The seeds' loop — one pipeline, prompts one after another — scored like the pipeline itself.
