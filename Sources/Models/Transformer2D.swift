@@ -21,13 +21,21 @@ public struct Attention: Sendable {
 
     /// Self-attention when `context` is nil; the output projection adds `residual`.
     public func callAsFunction(_ x: Tensor, context: Tensor? = nil, residual: Tensor?) throws -> Tensor {
-        let compute = backend.computeDType
-        let source = context ?? x
-        let q = try toQ(x, outputDType: compute)
-        let k = try toK(source, outputDType: compute)
-        let v = try toV(source, outputDType: compute)
-        let attended = try backend.attention(query: q, key: k, value: v, heads: heads)
+        try self(x, keyValue: keyValue(context ?? x), residual: residual)
+    }
+
+    /// Attention over keys and values already projected (`keyValue(_:)`): the cross-attention of
+    /// a fixed prompt reuses them every call.
+    func callAsFunction(_ x: Tensor, keyValue: CrossAttentionContext.KeyValue, residual: Tensor?) throws -> Tensor {
+        let q = try toQ(x, outputDType: backend.computeDType)
+        let attended = try backend.attention(query: q, key: keyValue.key, value: keyValue.value, heads: heads)
         return try toOut(attended, residual: residual)
+    }
+
+    /// `to_k` and `to_v` of `source`, in the compute dtype the attention kernel reads.
+    func keyValue(_ source: Tensor) throws -> CrossAttentionContext.KeyValue {
+        let compute = backend.computeDType
+        return try .init(key: toK(source, outputDType: compute), value: toV(source, outputDType: compute))
     }
 }
 
@@ -53,11 +61,11 @@ public struct BasicTransformerBlock: Sendable {
         backend = scope.backend
     }
 
-    /// `h`: [N, L, C] fp32; `context`: [N, 77, contextDim].
-    public func callAsFunction(_ h: Tensor, context: Tensor) throws -> Tensor {
+    /// `h`: [N, L, C] fp32; `crossAttention`: attn2's keys and values of the prompt [N, 77, inner].
+    func callAsFunction(_ h: Tensor, crossAttention: CrossAttentionContext.KeyValue) throws -> Tensor {
         let compute = backend.computeDType
         var h = try attn1(norm1(h, outputDType: compute), residual: h)
-        h = try attn2(norm2(h, outputDType: compute), context: context, residual: h)
+        h = try attn2(norm2(h, outputDType: compute), keyValue: crossAttention, residual: h)
         let gated = try backend.geglu(feedForwardIn(norm3(h, outputDType: compute)), outputDType: compute)
         return try feedForwardOut(gated, residual: h)
     }
@@ -86,12 +94,17 @@ public struct Transformer2DModel: Sendable {
         backend = scope.backend
     }
 
-    /// x: [N, H, W, C]; context: [N, T, contextDim].
-    public func callAsFunction(_ x: Tensor, context: Tensor) throws -> Tensor {
+    /// x: [N, H, W, C]; `crossAttention`: one key/value pair per block (`crossAttention(_:)`).
+    func callAsFunction(_ x: Tensor, crossAttention: ArraySlice<CrossAttentionContext.KeyValue>) throws -> Tensor {
         let (n, height, width) = (x.shape[0], x.shape[1], x.shape[2])
         let tokens = try x.reshaped([n, height * width, channels])
         var h = try projectIn(norm(tokens, outputDType: backend.computeDType))
-        for block in blocks { h = try block(h, context: context) }
+        for (block, keyValue) in zip(blocks, crossAttention) { h = try block(h, crossAttention: keyValue) }
         return try projectOut(h, residual: tokens).reshaped([n, height, width, channels])
+    }
+
+    /// The blocks' cross-attention keys and values of `context` [N, T, contextDim].
+    func crossAttention(_ context: Tensor) throws -> [CrossAttentionContext.KeyValue] {
+        try blocks.map { try $0.attn2.keyValue(context) }
     }
 }

@@ -112,6 +112,36 @@ public struct UNet2DConditionModel: Sendable {
     /// size works; sizes that do not halve evenly follow diffusers' `upsample_size` path.
     public func callAsFunction(_ sample: Tensor, timesteps: [Float], context: Tensor) throws -> Tensor {
         try checkInputs(sample, timesteps, context)
+        return try self(sample, timesteps: timesteps, context: crossAttention(context))
+    }
+
+    /// The transformer models in call order: down blocks, mid block, up blocks.
+    var transformers: [Transformer2DModel] {
+        down.flatMap(\.attentions) + [mid.1] + up.flatMap(\.attentions)
+    }
+
+    /// The prompt's keys and values for every cross-attention layer, computed once (`context`:
+    /// [N, T, crossAttentionDim]); pass the result to `callAsFunction(_:timesteps:context:)` every frame.
+    public func crossAttention(_ context: Tensor) throws -> CrossAttentionContext {
+        guard context.rank == 3, context.shape[0] > 0, context.shape[2] == config.crossAttentionDim else {
+            throw ModelError.badInput(model: "UNet", reason: "context must be [N, T, \(config.crossAttentionDim)], got \(context.shape)")
+        }
+        return CrossAttentionContext(embeddings: context, layers: try transformers.flatMap { try $0.crossAttention(context) })
+    }
+
+    /// As `callAsFunction(_:timesteps:context:)` with the prompt's keys and values already projected.
+    public func callAsFunction(_ sample: Tensor, timesteps: [Float], context: CrossAttentionContext) throws -> Tensor {
+        try checkInputs(sample, timesteps, context.embeddings)
+        let layerCount = transformers.reduce(0) { $0 + $1.blocks.count }
+        guard context.layers.count == layerCount else {
+            throw ModelError.badInput(model: "UNet", reason: "cross-attention context has \(context.layers.count) layers, this UNet \(layerCount)")
+        }
+        // Each transformer model takes the next `blocks.count` key/value pairs.
+        var cursor = 0
+        func attend(_ transformer: Transformer2DModel, _ h: Tensor) throws -> Tensor {
+            defer { cursor += transformer.blocks.count }
+            return try transformer(h, crossAttention: context.layers[cursor..<(cursor + transformer.blocks.count)])
+        }
         let c0 = config.blockOutChannels[0]
         // Sinusoidal embedding [cos, sin] (flip_sin_to_cos) → linear → SiLU → linear; every resnet
         // applies SiLU to it again, so that is done once here.
@@ -125,7 +155,7 @@ public struct UNet2DConditionModel: Sendable {
         for block in down {
             for (i, resnet) in block.resnets.enumerated() {
                 h = try resnet(h, activatedEmbedding: activated)
-                if !block.attentions.isEmpty { h = try block.attentions[i](h, context: context) }
+                if !block.attentions.isEmpty { h = try attend(block.attentions[i], h) }
                 skips.append(h)
             }
             if let downsample = block.downsample {
@@ -134,7 +164,7 @@ public struct UNet2DConditionModel: Sendable {
             }
         }
         h = try mid.0(h, activatedEmbedding: activated)
-        h = try mid.1(h, context: context)
+        h = try attend(mid.1, h)
         h = try mid.2(h, activatedEmbedding: activated)
         for block in up {
             for (i, resnet) in block.resnets.enumerated() {
@@ -142,7 +172,7 @@ public struct UNet2DConditionModel: Sendable {
                     throw ModelError.badInput(model: "UNet", reason: "skip connections exhausted")
                 }
                 h = try resnet(backend.concatChannels([h, skip]), activatedEmbedding: activated)
-                if !block.attentions.isEmpty { h = try block.attentions[i](h, context: context) }
+                if !block.attentions.isEmpty { h = try attend(block.attentions[i], h) }
             }
             // Nearest 2× — or, when a size did not halve evenly on the way down, straight to the size
             // of the skip tensor the next block concatenates (diffusers' upsample_size).

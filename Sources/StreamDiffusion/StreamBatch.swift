@@ -3,8 +3,11 @@ import Tensors
 
 /// Predicts the noise in a batch of latents: the UNet, or any stand-in with the same contract.
 public protocol NoisePredictor: Sendable {
-    /// latents [N, h, w, 4], one timestep per row, context [N, T, D] → noise prediction [N, h, w, 4].
-    func callAsFunction(_ latents: Tensor, timesteps: [Float], context: Tensor) throws -> Tensor
+    /// The prompt's conditioning, computed once per prompt: embeddings [N, T, D] with the
+    /// cross-attention keys and values every frame reuses.
+    func crossAttention(_ embeddings: Tensor) throws -> CrossAttentionContext
+    /// latents [N, h, w, 4], one timestep per row, a context of N rows → noise prediction [N, h, w, 4].
+    func callAsFunction(_ latents: Tensor, timesteps: [Float], context: CrossAttentionContext) throws -> Tensor
 }
 
 extension UNet2DConditionModel: NoisePredictor {}
@@ -46,7 +49,9 @@ public final class StreamBatch {
     let alphaNextOverBetaNext: Tensor
     let rowTimesteps: [Float]
 
-    var context: Tensor?
+    /// The prompt rows of every UNet call, with their cross-attention keys and values (computed
+    /// once per prompt in `setPrompt`).
+    var context: CrossAttentionContext?
     var initNoise: Tensor
     var stockNoise: Tensor
     var buffer: Tensor?
@@ -88,7 +93,8 @@ public final class StreamBatch {
 
     /// Sets the prompt: `positive` and `negative` are text embeddings [1, T, D]. The rows are laid
     /// out per `cfg` (full: B negatives then B positives; initialize: F negatives then B positives).
-    /// Calling it again swaps the prompt and keeps everything else.
+    /// The cross-attention keys and values are projected here once per distinct prompt and then
+    /// repeated per row. Calling it again swaps the prompt and keeps everything else.
     public func setPrompt(positive: Tensor, negative: Tensor?) throws {
         guard positive.rank == 3, positive.shape[0] == 1 else {
             throw StreamError.badInput("prompt embeddings must be [1, T, D], got \(positive.shape)")
@@ -97,11 +103,11 @@ public final class StreamBatch {
         guard !needsNegative || negative?.shape == positive.shape else {
             throw StreamError.badInput("cfg \(cfg.rawValue) with guidance needs negative embeddings shaped like the positive ones")
         }
-        var parts = Array(repeating: positive, count: rows)
+        var parts = Array(repeating: try predictor.crossAttention(positive), count: rows)
         if needsNegative, let negative {
-            parts = Array(repeating: negative, count: cfg == .full ? rows : frames) + parts
+            parts = Array(repeating: try predictor.crossAttention(negative), count: cfg == .full ? rows : frames) + parts
         }
-        context = try backend.concatRows(parts)
+        context = try CrossAttentionContext.stacked(parts, on: backend)
     }
 
     /// The newest frame(s) entering the stream at step 0: alpha₀·z + beta₀·initNoise[0..<F].
@@ -135,15 +141,16 @@ public final class StreamBatch {
         for (stream, xT) in calls {
             guard let context = stream.context else { throw StreamError.notPrepared }
             guard stream.denoisingBatch else { throw StreamError.invalidParameter("only stream-batch streams can share a UNet call") }
-            guard xT.shape.dropFirst() == calls[0].xT.shape.dropFirst(), context.shape.dropFirst() == first.context?.shape.dropFirst() else {
+            guard xT.shape.dropFirst() == calls[0].xT.shape.dropFirst(),
+                  context.embeddings.shape.dropFirst() == first.context?.embeddings.shape.dropFirst() else {
                 throw StreamError.badInput("streams sharing a UNet call need the same latent and prompt shapes")
             }
             steps.append(try stream.begin(xT, context: context))
         }
         // One stream alone needs no stacking (and so costs what its own call costs).
-        let stacked = { (parts: [Tensor]) throws -> Tensor in parts.count == 1 ? parts[0] : try first.backend.concatRows(parts) }
-        let prediction = try first.predictor(stacked(steps.map(\.input)), timesteps: steps.flatMap(\.timesteps),
-                                             context: stacked(steps.map(\.context)))
+        let inputs = steps.count == 1 ? steps[0].input : try first.backend.concatRows(steps.map(\.input))
+        let prediction = try first.predictor(inputs, timesteps: steps.flatMap(\.timesteps),
+                                             context: CrossAttentionContext.stacked(steps.map(\.context), on: first.backend))
         var row = 0
         return try zip(calls, steps).map { call, step in
             defer { row += step.rowCount }
@@ -153,12 +160,12 @@ public final class StreamBatch {
 
     /// The UNet rows of one call: the stream's latents (doubled or extended per `cfg`).
     struct PendingStep {
-        let x: Tensor, input: Tensor, timesteps: [Float], context: Tensor
+        let x: Tensor, input: Tensor, timesteps: [Float], context: CrossAttentionContext
         var rowCount: Int { timesteps.count }
     }
 
     /// The first half of a call: shifts the slot noise and lays out the UNet's input rows.
-    func begin(_ xT: Tensor, context: Tensor) throws -> PendingStep {
+    func begin(_ xT: Tensor, context: CrossAttentionContext) throws -> PendingStep {
         let b = rows, f = frames
         let x = try buffer.map { try backend.concatRows([xT, $0]) } ?? xT
         if schedule.steps > 1 {
@@ -219,7 +226,7 @@ public final class StreamBatch {
     /// `unet_step`: the residual noise of `self` stays zero here (the official code updates it only
     /// in stream batch), and `initialize` puts the real negative prediction in it. Unlike the
     /// official code, the slot noise is not overwritten with each frame's x_t.
-    func sequential(_ xT: Tensor, context: Tensor, freshNoise: () throws -> Tensor) throws -> Tensor {
+    func sequential(_ xT: Tensor, context: CrossAttentionContext, freshNoise: () throws -> Tensor) throws -> Tensor {
         let f = frames
         var x = xT, denoised = xT
         for i in 0..<schedule.steps {

@@ -195,7 +195,7 @@ public final class StreamPipeline {
         let noise = try nhwcNoise(rows: parameters.frameBufferSize)
         if schedule.steps == 1, !stream.guided, let context = stream.context {
             let eps = try unet(noise, timesteps: Array(repeating: Float(schedule.timesteps[0]), count: parameters.frameBufferSize),
-                               context: context.slice(batch: (context.shape[0] - parameters.frameBufferSize)..<context.shape[0]))
+                               context: context.slice(rows: (context.rows - parameters.frameBufferSize)..<context.rows))
             let x0 = try backend.scale(backend.sub(noise, backend.scale(eps, by: schedule.beta[0], adding: 0)),
                                        by: 1 / schedule.alpha[0], adding: 0)
             return try finish(x0)

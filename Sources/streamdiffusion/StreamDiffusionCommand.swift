@@ -14,7 +14,7 @@ struct BenchCommand: ParsableCommand {
         commandName: "bench",
         abstract: "Benchmarks on this machine, optionally side by side with PyTorch.",
         subcommands: [AllBenchCommand.self, OpsBenchCommand.self, ModelsBenchCommand.self, StreamBenchCommand.self,
-                      ComponentsBenchCommand.self, ThroughputBenchCommand.self],
+                      ComponentsBenchCommand.self, ThroughputBenchCommand.self, CacheBenchCommand.self],
         defaultSubcommand: AllBenchCommand.self
     )
 }
