@@ -15,7 +15,7 @@ apt_install = missing=""; for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || missi
 		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
 	fi
 
-.PHONY: setup demo serve test build release fixtures demo-model python-tools bench-all bench-ops bench-ops-peer bench-models-peer bench-stream bench-stream-peer fuzz clean
+.PHONY: setup demo serve test test-slurm build release fixtures demo-model python-tools bench-all bench-ops bench-ops-peer bench-models-peer bench-stream bench-stream-peer fuzz clean
 
 ## setup: install the system packages the build needs (only those missing)
 setup:
@@ -35,6 +35,12 @@ test: setup
 	@$(call apt_install,$(TEST_APT_PACKAGES))
 	swift build --build-tests
 	LIVE_REQUIRE_BROWSER=1 swift test --skip-build
+	@# The cluster job on a private one-node Slurm (installs slurm-wlm and munge when missing).
+	STREAMDIFFUSION_BIN=.build/debug/streamdiffusion ./scripts/test_slurm.sh
+
+## test-slurm: the cluster job (scripts/run_benchmark.slurm) on a private one-node Slurm cluster
+test-slurm: build
+	STREAMDIFFUSION_BIN=.build/debug/streamdiffusion ./scripts/test_slurm.sh
 
 build: setup
 	swift build

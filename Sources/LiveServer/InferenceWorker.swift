@@ -145,15 +145,15 @@ final class InferenceWorker: @unchecked Sendable {
         do {
             let frames = ready.compactMap(\.frame)
             guard frames.count == ready.count else {   // txt2img: one session at a time
-                let image = try engine.image(first.stream.txt2img())
-                deliver(OutputFrame(image: image, input: nil, arrival: DispatchTime.nowNanoseconds), to: first.work.session, counted: false)
+                let pixels = try engine.pixels(first.stream.txt2img())
+                deliver(OutputFrame(pixels: pixels, input: nil, arrival: DispatchTime.nowNanoseconds), to: first.work.session, counted: false)
                 return
             }
             let skippedBefore = ready.map(\.stream.skippedFrames)
-            let inputs = try frames.map { try engine.tensor($0.image) }
+            let inputs = try frames.map { try engine.tensor($0.pixels) }
             let results = try StreamPipeline.img2img(zip(ready, inputs).map { ($0.stream, $1) })
             for (k, (item, frame)) in zip(ready, frames).enumerated() {
-                let output = try self.output(engine.image(results[k]), for: frame, of: item.work.session,
+                let output = try self.output(engine.pixels(results[k]), for: frame, of: item.work.session,
                                              skipped: item.stream.skippedFrames > skippedBefore[k], steps: item.stream.schedule.steps)
                 deliver(output, to: item.work.session, counted: true)
             }
@@ -164,15 +164,15 @@ final class InferenceWorker: @unchecked Sendable {
 
     /// The output for an input frame: a skipped frame is answered at once; otherwise a stream of S
     /// steps returns the frame that entered S − 1 calls ago (nil while it fills with noise).
-    private func output(_ image: RGBImage, for frame: InputFrame, of session: LiveSession, skipped: Bool, steps: Int) -> OutputFrame {
+    private func output(_ pixels: FramePixels, for frame: InputFrame, of session: LiveSession, skipped: Bool, steps: Int) -> OutputFrame {
         if skipped {
             session.count { $0.skipped += 1 }
             metrics.record { $0.framesSkipped += 1 }
-            return OutputFrame(image: image, input: frame.sequence, arrival: frame.arrival)
+            return OutputFrame(pixels: pixels, input: frame.sequence, arrival: frame.arrival)
         }
         session.inputsInStream.append(frame)
         let source = session.inputsInStream.count >= steps ? session.inputsInStream.removeFirst() : nil
-        return OutputFrame(image: image, input: source?.sequence, arrival: source?.arrival ?? frame.arrival)
+        return OutputFrame(pixels: pixels, input: source?.sequence, arrival: source?.arrival ?? frame.arrival)
     }
 
     private func fail(_ work: Work, _ error: any Error) {

@@ -44,12 +44,13 @@ public final class LiveEngine: @unchecked Sendable {
         return stream
     }
 
-    /// An RGB frame of the stream's size as the NHWC [1, h, w, 3] tensor in [−1, 1] it expects.
-    func tensor(_ image: RGBImage) throws -> Tensor {
-        try backend.tensor(image.floats(), shape: [1, image.height, image.width, 3])
+    /// A pre-processed frame as the NHWC [1, h, w, 3] tensor the stream takes (the upload).
+    func tensor(_ pixels: FramePixels) throws -> Tensor {
+        try backend.tensor(pixels.values, shape: [1, pixels.height, pixels.width, 3])
     }
 
-    func image(_ tensor: Tensor) throws -> RGBImage {
-        try RGBImage(floats: backend.floats(tensor), width: tensor.shape[2], height: tensor.shape[1])
+    /// The stream's output [1, h, w, 3] as values for post-processing (the download).
+    func pixels(_ tensor: Tensor) throws -> FramePixels {
+        FramePixels(values: try backend.floats(tensor), width: tensor.shape[2], height: tensor.shape[1])
     }
 }

@@ -103,7 +103,7 @@ extension LiveServer {
         } catch {
             throw .badImage("\(error)")
         }
-        worker.submit(InputFrame(sequence: sequence, image: image, arrival: arrival), for: session)
+        worker.submit(InputFrame(sequence: sequence, pixels: FramePixels(image), arrival: arrival), for: session)
     }
 
     private func receiveControl(_ text: String, settings: LiveSettings, session: LiveSession) throws(LiveError) -> LiveSettings {
@@ -120,11 +120,11 @@ extension LiveServer {
         return updated
     }
 
-    /// Encodes each output as JPEG, sends it, then its `frame` stats message.
+    /// Post-processes and encodes each output as JPEG, sends it, then its `frame` stats message.
     private func writeOutputs(of session: LiveSession, to outbound: WebSocketOutboundWriter) async throws {
         for await output in session.outputs {
             defer { worker.delivered(session) }
-            let jpeg = try ImageIO().encode(output.image, format: .jpeg, quality: configuration.jpegQuality)
+            let jpeg = try ImageIO().encode(output.pixels.image(), format: .jpeg, quality: configuration.jpegQuality)
             let now = DispatchTime.nowNanoseconds
             try await outbound.write(.binary(ByteBuffer(bytes: jpeg)))
             session.count { $0.framesOut += 1; $0.outputTimes.append(now) }

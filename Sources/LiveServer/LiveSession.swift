@@ -3,17 +3,38 @@ import Foundation
 import Media
 import StreamDiffusion
 
-/// An input frame, already decoded and resized to the stream's size.
+/// A frame as NHWC values in [−1, 1]: what pre-processing makes of a decoded picture, and what
+/// the model's output is until post-processing quantises it back to RGB.
+struct FramePixels: Sendable {
+    let values: [Float]
+    let width: Int, height: Int
+
+    /// Pre-processing: RGB bytes to [−1, 1].
+    init(_ image: RGBImage) {
+        (values, width, height) = (image.floats(), image.width, image.height)
+    }
+
+    init(values: [Float], width: Int, height: Int) {
+        (self.values, self.width, self.height) = (values, width, height)
+    }
+
+    /// Post-processing: clamped and rounded back to RGB bytes.
+    func image() throws -> RGBImage { try RGBImage(floats: values, width: width, height: height) }
+}
+
+/// An input frame, already decoded, resized to the stream's size and pre-processed (in the
+/// client's receive task, so the model's thread only uploads it).
 struct InputFrame: Sendable {
     /// The client's count of binary messages, from 1.
     let sequence: Int
-    let image: RGBImage
+    let pixels: FramePixels
     let arrival: UInt64
 }
 
-/// A generated frame on its way to the client's socket.
+/// A generated frame on its way to the client's socket, still as the model's values:
+/// post-processing and JPEG encoding happen in the socket's task, off the model's thread.
 struct OutputFrame: Sendable {
-    let image: RGBImage
+    let pixels: FramePixels
     /// The input it comes from (nil for txt2img and for warm-up outputs of a multi-step stream).
     let input: Int?
     let arrival: UInt64

@@ -141,7 +141,23 @@ import Testing
         #expect(result.status == 0, "\(result.output)")
         let info = try VideoInfo.probe(url: output)
         #expect(info.width == 64 && info.height == 64)
-        #expect(try VideoReader(url: output).readAllFrames().count == 12)
+        let queued = try VideoReader(url: output).readAllFrames()
+        #expect(queued.count == 12)
+        // The input-output queue changes only where decoding and encoding run: the serial path
+        // (depth 0) writes the very same frames in the same order, with and without frame groups.
+        var serialGrouped: [[UInt8]] = []
+        for (depth, group) in [(0, 1), (0, 3), (1, 3)] {
+            let other = folder.appendingPathComponent("out-\(depth)-\(group).mp4")
+            let rerun = try run(["video", "--prompt", "abc", "--input", input.path, "--output", other.path, "--t-index-list", "30,40",
+                                 "--similar-filter-threshold", "0.98", "--io-queue-depth", "\(depth)", "--frame-buffer-size", "\(group)"] + model)
+            #expect(rerun.status == 0, "\(rerun.output)")
+            let frames = try VideoReader(url: other).readAllFrames()
+            #expect(frames.count == 12, "depth \(depth), group \(group)")
+            if group == 1 { #expect(frames.map(\.pixels) == queued.map(\.pixels), "depth \(depth) differs from the queued run") }
+            if depth == 0 { serialGrouped = frames.map(\.pixels) } else { #expect(frames.map(\.pixels) == serialGrouped, "grouped runs differ") }
+        }
+        let bad = try run(["video", "--prompt", "abc", "--input", input.path, "--output", output.path, "--io-queue-depth", "-1"] + model)
+        #expect(bad.status != 0 && bad.output.contains("--io-queue-depth"))
     }
 
     @Test func inspectDescribesTheFixture() throws {

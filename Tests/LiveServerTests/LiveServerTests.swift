@@ -23,7 +23,7 @@ import Testing
             // The frame as the server receives it: JPEG-decoded, then resized to the stream's size.
             let received = try io.decode(data: Data(buffer: LiveFixture.jpeg(frame)))
                 .resizedToFill(width: LiveFixture.size, height: LiveFixture.size, filter: .bilinear)
-            let image = try engine.image(stream.img2img(engine.tensor(received)))
+            let image = try engine.pixels(stream.img2img(engine.tensor(FramePixels(received)))).image()
             return try io.decode(data: io.encode(image, format: .jpeg, quality: LiveServerConfiguration().jpegQuality))
         }
     }
