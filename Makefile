@@ -2,6 +2,9 @@
 # (idempotent: nothing is installed twice, and each install is printed).
 SHELL := /bin/bash
 APT_PACKAGES := libdnnl-dev libpng-dev libturbojpeg0-dev ffmpeg
+# The Vulkan backend: headers and loader, glslc and spirv-val (tools/compile_shaders.sh), Mesa's
+# lavapipe (a CPU Vulkan device, so every shader is tested without a GPU) and the validation layer.
+APT_PACKAGES += libvulkan-dev glslc spirv-tools mesa-vulkan-drivers vulkan-validationlayers
 PYTHON ?= python3
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 # The headless-browser test of the live page (Tests/LiveServerTests/BrowserTests.swift).

@@ -9,6 +9,7 @@ let package = Package(
     name: "streamdiffusion-swift",
     products: [
         .library(name: "Tensors", targets: ["Tensors"]),
+        .library(name: "VulkanBackend", targets: ["VulkanBackend"]),
         .library(name: "ModelFiles", targets: ["ModelFiles"]),
         .library(name: "Models", targets: ["Models"]),
         .library(name: "StreamDiffusion", targets: ["StreamDiffusion"]),
@@ -35,6 +36,12 @@ let package = Package(
             linkerSettings: [.linkedLibrary("gomp"), .linkedLibrary("m")]
         ),
         .target(name: "Tensors", dependencies: ["CDNNL", "CKernels"]),
+        // Vulkan's headers only (Debian libvulkan-dev); the loader is opened at run time, so nothing
+        // links libvulkan and programs start on machines without it (DESIGN.md §9).
+        .systemLibrary(name: "CVulkan", path: "Sources/CVulkan"),
+        // The GPU backend: GLSL compute shaders in Shaders/ (compiled to SPIR-V by
+        // tools/compile_shaders.sh into ShaderBinaries.swift, checked by VulkanBackendTests).
+        .target(name: "VulkanBackend", dependencies: ["CVulkan", "Tensors"], exclude: ["Shaders"]),
         .target(name: "ModelFiles", dependencies: ["Tensors"]),
         .target(name: "Models", dependencies: ["Tensors", "ModelFiles"]),
         .target(name: "StreamDiffusion", dependencies: ["Tensors", "ModelFiles", "Models"]),
@@ -76,6 +83,8 @@ let package = Package(
         // Replays files through the ModelFiles parsers; `make fuzz` builds it with libFuzzer.
         .executableTarget(name: "safetensors-fuzz", dependencies: ["ModelFiles"], path: "Fuzz/SafeTensorsFuzz"),
         .testTarget(name: "TensorsTests", dependencies: ["Tensors"]),
+        .testTarget(name: "VulkanBackendTests",
+                    dependencies: ["VulkanBackend", "Tensors", "ModelFiles", "Models", "StreamDiffusion"]),
         .testTarget(name: "ModelFilesTests", dependencies: ["ModelFiles", "Tensors"]),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "ModelFiles", "Tensors"]),
         .testTarget(name: "MediaTests", dependencies: ["Media"]),

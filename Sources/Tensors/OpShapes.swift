@@ -1,22 +1,22 @@
 /// Shape rules of every op, shared by all backends so they accept and reject exactly the same
-/// inputs and report errors the same way.
-enum OpShapes {
-    static func requireDType(_ op: String, _ x: Tensor, _ dtype: DType = .float32) throws {
+/// inputs and report errors the same way (`package`: the Vulkan backend is another module).
+package enum OpShapes {
+    package static func requireDType(_ op: String, _ x: Tensor, _ dtype: DType = .float32) throws {
         guard x.dtype == dtype else { throw TensorError.dtypeMismatch(op: op, expected: dtype, actual: x.dtype) }
     }
 
-    static func requireRank(_ op: String, _ x: Tensor, _ ranks: ClosedRange<Int>) throws {
+    package static func requireRank(_ op: String, _ x: Tensor, _ ranks: ClosedRange<Int>) throws {
         guard ranks.contains(x.rank) else {
             throw TensorError.invalidArgument(op: op, message: "expected rank \(ranks), got shape \(x.shape)")
         }
     }
 
-    static func requireShape(_ op: String, _ x: Tensor, _ shape: [Int]) throws {
+    package static func requireShape(_ op: String, _ x: Tensor, _ shape: [Int]) throws {
         guard x.shape == shape else { throw TensorError.shapeMismatch(op: op, expected: shape, actual: x.shape) }
     }
 
     /// Output shape of a convolution of NHWC `x`.
-    static func conv2d(_ x: Tensor, _ spec: Conv2dSpec, addend: Tensor?) throws -> [Int] {
+    package static func conv2d(_ x: Tensor, _ spec: Conv2dSpec, addend: Tensor?) throws -> [Int] {
         try requireRank("conv2d", x, 4...4)
         guard x.shape[3] == spec.inChannels else {
             throw TensorError.shapeMismatch(op: "conv2d", expected: [x.shape[0], x.shape[1], x.shape[2], spec.inChannels],
@@ -34,7 +34,7 @@ enum OpShapes {
         return out
     }
 
-    static func conv2dWeights(_ weight: Tensor, _ bias: Tensor?, _ geometry: Conv2dGeometry) throws -> Conv2dSpec {
+    package static func conv2dWeights(_ weight: Tensor, _ bias: Tensor?, _ geometry: Conv2dGeometry) throws -> Conv2dSpec {
         try requireRank("prepareConv2d", weight, 4...4)
         try requireDType("prepareConv2d", weight)
         let s = weight.shape
@@ -48,7 +48,7 @@ enum OpShapes {
                           hasBias: bias != nil)
     }
 
-    static func linearWeights(_ weight: Tensor, _ bias: Tensor?) throws -> (out: Int, in: Int) {
+    package static func linearWeights(_ weight: Tensor, _ bias: Tensor?) throws -> (out: Int, in: Int) {
         try requireRank("prepareLinear", weight, 2...2)
         try requireDType("prepareLinear", weight)
         if let bias {
@@ -58,7 +58,7 @@ enum OpShapes {
         return (weight.shape[0], weight.shape[1])
     }
 
-    static func linear(_ x: Tensor, _ w: any LinearWeights, residual: Tensor?) throws -> [Int] {
+    package static func linear(_ x: Tensor, _ w: any LinearWeights, residual: Tensor?) throws -> [Int] {
         try requireRank("linear", x, 1...8)
         guard x.shape.last == w.inFeatures else {
             throw TensorError.shapeMismatch(op: "linear", expected: x.shape.dropLast() + [w.inFeatures], actual: x.shape)
@@ -71,9 +71,9 @@ enum OpShapes {
         return Array(out)
     }
 
-    struct MatmulPlan { var batch: Int, m: Int, k: Int, n: Int, sharedB: Bool, out: [Int] }
+    package struct MatmulPlan { package var batch: Int, m: Int, k: Int, n: Int, sharedB: Bool, out: [Int] }
 
-    static func matmul(_ a: Tensor, _ b: Tensor, transposeB: Bool) throws -> MatmulPlan {
+    package static func matmul(_ a: Tensor, _ b: Tensor, transposeB: Bool) throws -> MatmulPlan {
         guard a.rank >= 2, b.rank >= 2 else { throw TensorError.incompatibleShapes(op: "matmul", lhs: a.shape, rhs: b.shape) }
         let m = a.shape[a.rank - 2], k = a.shape[a.rank - 1]
         let (kb, n) = transposeB ? (b.shape[b.rank - 1], b.shape[b.rank - 2]) : (b.shape[b.rank - 2], b.shape[b.rank - 1])
@@ -85,7 +85,7 @@ enum OpShapes {
                           out: batchA + [m, n])
     }
 
-    static func groupNorm(_ x: Tensor, offset: Tensor?, groups: Int, weight: Tensor, bias: Tensor) throws {
+    package static func groupNorm(_ x: Tensor, offset: Tensor?, groups: Int, weight: Tensor, bias: Tensor) throws {
         try requireDType("groupNorm", x)
         try requireRank("groupNorm", x, 3...4)
         let c = x.shape[x.rank - 1]
@@ -102,7 +102,7 @@ enum OpShapes {
         }
     }
 
-    static func layerNorm(_ x: Tensor, weight: Tensor, bias: Tensor) throws {
+    package static func layerNorm(_ x: Tensor, weight: Tensor, bias: Tensor) throws {
         try requireDType("layerNorm", x)
         try requireRank("layerNorm", x, 1...8)
         let c = x.shape[x.rank - 1]
@@ -113,7 +113,7 @@ enum OpShapes {
     }
 
     /// NumPy broadcasting: the output shape and each operand's element strides in it.
-    static func broadcast(_ a: [Int], _ b: [Int]) throws -> (shape: [Int], aStrides: [Int], bStrides: [Int]) {
+    package static func broadcast(_ a: [Int], _ b: [Int]) throws -> (shape: [Int], aStrides: [Int], bStrides: [Int]) {
         let rank = max(a.count, b.count)
         guard rank <= 8 else { throw TensorError.invalidArgument(op: "binary", message: "rank above 8") }
         let pa = Array(repeating: 1, count: rank - a.count) + a
@@ -136,7 +136,7 @@ enum OpShapes {
         return (shape, strides(pa), strides(pb))
     }
 
-    static func geglu(_ x: Tensor) throws -> [Int] {
+    package static func geglu(_ x: Tensor) throws -> [Int] {
         try requireDType("geglu", x)
         guard let last = x.shape.last, last % 2 == 0 else {
             throw TensorError.invalidArgument(op: "geglu", message: "last dimension of \(x.shape) must be even")
@@ -144,9 +144,9 @@ enum OpShapes {
         return x.shape.dropLast() + [last / 2]
     }
 
-    struct AttentionPlan { var n: Int, lq: Int, lk: Int, heads: Int, headDim: Int }
+    package struct AttentionPlan { package var n: Int, lq: Int, lk: Int, heads: Int, headDim: Int }
 
-    static func attention(_ q: Tensor, _ k: Tensor, _ v: Tensor, heads: Int) throws -> AttentionPlan {
+    package static func attention(_ q: Tensor, _ k: Tensor, _ v: Tensor, heads: Int) throws -> AttentionPlan {
         for (name, t) in [("query", q), ("key", k), ("value", v)] {
             guard t.rank == 3 else {
                 throw TensorError.invalidArgument(op: "attention", message: "\(name) must be [N, L, H·D], got \(t.shape)")
@@ -166,7 +166,7 @@ enum OpShapes {
         return AttentionPlan(n: q.shape[0], lq: q.shape[1], lk: k.shape[1], heads: heads, headDim: width / heads)
     }
 
-    static func resize(_ x: Tensor, _ height: Int, _ width: Int) throws -> [Int] {
+    package static func resize(_ x: Tensor, _ height: Int, _ width: Int) throws -> [Int] {
         try requireRank("resizeNearest", x, 4...4)
         guard height >= 1, width >= 1, x.shape[1] >= 1, x.shape[2] >= 1,
               Tensor.checkedCount(of: [x.shape[0], height, width, x.shape[3]]) != nil else {
@@ -175,7 +175,7 @@ enum OpShapes {
         return [x.shape[0], height, width, x.shape[3]]
     }
 
-    static func concatChannels(_ xs: [Tensor]) throws -> [Int] {
+    package static func concatChannels(_ xs: [Tensor]) throws -> [Int] {
         guard let first = xs.first else { throw TensorError.invalidArgument(op: "concatChannels", message: "no inputs") }
         var channels = 0
         for x in xs {
@@ -190,7 +190,7 @@ enum OpShapes {
         return first.shape.dropLast() + [channels]
     }
 
-    static func concatRows(_ xs: [Tensor]) throws -> [Int] {
+    package static func concatRows(_ xs: [Tensor]) throws -> [Int] {
         guard let first = xs.first, first.rank >= 1 else {
             throw TensorError.invalidArgument(op: "concatRows", message: "no inputs")
         }
@@ -207,7 +207,7 @@ enum OpShapes {
         return [rows] + first.shape.dropFirst()
     }
 
-    static func raw(_ raw: UnsafeRawBufferPointer, _ format: StorageFormat, _ shape: [Int]) throws {
+    package static func raw(_ raw: UnsafeRawBufferPointer, _ format: StorageFormat, _ shape: [Int]) throws {
         guard let count = Tensor.checkedCount(of: shape) else {
             throw TensorError.invalidArgument(op: "tensor", message: "shape \(shape) has a negative or overflowing size")
         }

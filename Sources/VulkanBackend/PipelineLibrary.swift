@@ -1,0 +1,171 @@
+import CVulkan
+import Foundation
+
+/// The compute shaders: each one's storage-buffer bindings, in binding order.
+enum Shader: String, CaseIterable, Sendable {
+    case unary, binary, geglu, softmax, norm, attention, matmul, conv2d, convWeight = "conv_weight", resize
+    case copyColumns = "copy_columns"
+
+    var bindings: Int {
+        switch self {
+        case .unary, .geglu, .softmax, .convWeight, .resize, .copyColumns: return 2
+        case .binary: return 3
+        case .attention: return 4
+        case .norm, .matmul, .conv2d: return 5
+        }
+    }
+
+    /// Workgroup-shared memory the shader declares, in bytes (gemm.glsl: two 8 × 32 fp32 tiles;
+    /// the reductions: 64 floats).
+    var sharedBytes: Int {
+        switch self {
+        case .matmul, .conv2d: return 2 * 8 * 32 * 4
+        case .softmax, .norm: return 64 * 4
+        default: return 0
+        }
+    }
+
+    /// Invocations per workgroup (common.glsl's WG).
+    static let workgroupSize = 64
+    /// Bytes of push constants every pipeline layout declares (the minimum Vulkan guarantees).
+    static let pushConstantBytes = 128
+
+    /// The SPIR-V words, checked for the magic number.
+    func spirv() throws -> [UInt32] {
+        guard let text = ShaderBinaries.base64[rawValue], let data = Data(base64Encoded: text), data.count % 4 == 0,
+              data.count >= 20 else {
+            throw VulkanError.unsupported("shader \(rawValue): no valid SPIR-V in ShaderBinaries.swift (run tools/compile_shaders.sh)")
+        }
+        let words = data.withUnsafeBytes { Array($0.bindMemory(to: UInt32.self)) }
+        guard words[0] == 0x0723_0203 else { throw VulkanError.unsupported("shader \(rawValue): not SPIR-V") }
+        return words
+    }
+}
+
+/// Compute pipelines, created on first use from the embedded SPIR-V through one VkPipelineCache,
+/// and kept for the device's life. Not thread-safe: the backend's lock guards it.
+final class PipelineLibrary {
+    struct Pipeline {
+        let pipeline: VkPipeline
+        let layout: VkPipelineLayout
+        let setLayout: VkDescriptorSetLayout
+        let bindings: Int
+    }
+
+    let device: VulkanDevice
+    let cache: VkPipelineCache
+    private var pipelines: [Shader: Pipeline] = [:]
+
+    init(device: VulkanDevice) throws {
+        self.device = device
+        let info = device.info
+        let needShared = Shader.allCases.map(\.sharedBytes).max() ?? 0
+        guard info.maxSharedMemory >= needShared, info.maxWorkgroupInvocations >= Shader.workgroupSize,
+              info.maxPushConstantBytes >= Shader.pushConstantBytes else {
+            throw VulkanError.unsupported("\(needShared) bytes of shared memory, \(Shader.workgroupSize)-invocation workgroups and \(Shader.pushConstantBytes) bytes of push constants")
+        }
+        var create = VkPipelineCacheCreateInfo()
+        create.sType = VK_STRUCTURE_TYPE_PIPELINE_CACHE_CREATE_INFO
+        var made: VkPipelineCache?
+        try check(device.functions.createPipelineCache(device.handle, &create, nil, &made), "vkCreatePipelineCache")
+        guard let made else { throw VulkanError.call("vkCreatePipelineCache", result: 0) }
+        cache = made
+    }
+
+    deinit {
+        let f = device.functions, d = device.handle
+        for p in pipelines.values {
+            f.destroyPipeline(d, p.pipeline, nil)
+            f.destroyPipelineLayout(d, p.layout, nil)
+            f.destroyDescriptorSetLayout(d, p.setLayout, nil)
+        }
+        f.destroyPipelineCache(d, cache, nil)
+    }
+
+    var count: Int { pipelines.count }
+
+    /// Bytes of the driver's pipeline cache (what a later run could seed itself with).
+    func cacheData() throws -> Int {
+        var size = 0
+        try check(device.functions.getPipelineCacheData(device.handle, cache, &size, nil), "vkGetPipelineCacheData")
+        return size
+    }
+
+    func pipeline(_ shader: Shader) throws -> Pipeline {
+        if let p = pipelines[shader] { return p }
+        let f = device.functions, d = device.handle
+        let words = try shader.spirv()
+
+        var moduleInfo = VkShaderModuleCreateInfo()
+        moduleInfo.sType = VK_STRUCTURE_TYPE_SHADER_MODULE_CREATE_INFO
+        var module: VkShaderModule?
+        try words.withUnsafeBufferPointer { code in
+            moduleInfo.codeSize = code.count * 4
+            moduleInfo.pCode = code.baseAddress
+            try check(f.createShaderModule(d, &moduleInfo, nil, &module), "vkCreateShaderModule \(shader.rawValue)")
+        }
+        guard let module else { throw VulkanError.call("vkCreateShaderModule", result: 0) }
+        defer { f.destroyShaderModule(d, module, nil) }
+
+        let bindings = (0..<shader.bindings).map { i -> VkDescriptorSetLayoutBinding in
+            var b = VkDescriptorSetLayoutBinding()
+            b.binding = UInt32(i)
+            b.descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER
+            b.descriptorCount = 1
+            b.stageFlags = VkShaderStageFlags(VK_SHADER_STAGE_COMPUTE_BIT.rawValue)
+            return b
+        }
+        var setLayout: VkDescriptorSetLayout?
+        try bindings.withUnsafeBufferPointer { list in
+            var info = VkDescriptorSetLayoutCreateInfo()
+            info.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_LAYOUT_CREATE_INFO
+            info.bindingCount = UInt32(list.count)
+            info.pBindings = list.baseAddress
+            try check(f.createDescriptorSetLayout(d, &info, nil, &setLayout), "vkCreateDescriptorSetLayout")
+        }
+        guard let setLayout else { throw VulkanError.call("vkCreateDescriptorSetLayout", result: 0) }
+
+        var range = VkPushConstantRange()
+        range.stageFlags = VkShaderStageFlags(VK_SHADER_STAGE_COMPUTE_BIT.rawValue)
+        range.size = UInt32(Shader.pushConstantBytes)
+        var layout: VkPipelineLayout?
+        var setLayoutRef: VkDescriptorSetLayout? = setLayout
+        let layoutResult = withUnsafePointer(to: &range) { rangePointer in
+            withUnsafePointer(to: &setLayoutRef) { setPointer in
+                var info = VkPipelineLayoutCreateInfo()
+                info.sType = VK_STRUCTURE_TYPE_PIPELINE_LAYOUT_CREATE_INFO
+                info.setLayoutCount = 1
+                info.pSetLayouts = setPointer
+                info.pushConstantRangeCount = 1
+                info.pPushConstantRanges = rangePointer
+                return f.createPipelineLayout(d, &info, nil, &layout)
+            }
+        }
+        guard layoutResult == VK_SUCCESS, let layout else {
+            f.destroyDescriptorSetLayout(d, setLayout, nil)
+            throw VulkanError.call("vkCreatePipelineLayout", result: layoutResult.rawValue)
+        }
+
+        var pipeline: VkPipeline?
+        let result = "main".withCString { entry -> VkResult in
+            var stage = VkPipelineShaderStageCreateInfo()
+            stage.sType = VK_STRUCTURE_TYPE_PIPELINE_SHADER_STAGE_CREATE_INFO
+            stage.stage = VK_SHADER_STAGE_COMPUTE_BIT
+            stage.module = module
+            stage.pName = entry
+            var info = VkComputePipelineCreateInfo()
+            info.sType = VK_STRUCTURE_TYPE_COMPUTE_PIPELINE_CREATE_INFO
+            info.stage = stage
+            info.layout = layout
+            return f.createComputePipelines(d, cache, 1, &info, nil, &pipeline)
+        }
+        guard result == VK_SUCCESS, let pipeline else {
+            f.destroyPipelineLayout(d, layout, nil)
+            f.destroyDescriptorSetLayout(d, setLayout, nil)
+            throw VulkanError.call("vkCreateComputePipelines \(shader.rawValue)", result: result.rawValue)
+        }
+        let made = Pipeline(pipeline: pipeline, layout: layout, setLayout: setLayout, bindings: shader.bindings)
+        pipelines[shader] = made
+        return made
+    }
+}

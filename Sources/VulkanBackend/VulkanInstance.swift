@@ -1,0 +1,233 @@
+import CVulkan
+import Foundation
+import Synchronization
+
+/// What one Vulkan device offers, read from the driver (never assumed).
+public struct VulkanDeviceInfo: Sendable, Equatable, CustomStringConvertible {
+    public enum Kind: String, Sendable {
+        case discrete = "discrete GPU", integrated = "integrated GPU", virtual = "virtual GPU", cpu = "CPU", other
+
+        /// Order of preference when no index is given: a real GPU first, a CPU rasteriser last.
+        var rank: Int {
+            switch self {
+            case .discrete: return 0
+            case .integrated: return 1
+            case .virtual: return 2
+            case .other: return 3
+            case .cpu: return 4
+            }
+        }
+    }
+
+    public let index: Int
+    public let name: String
+    public let kind: Kind
+    public let apiVersion: String
+    public let apiVersionCode: UInt32
+    /// Threads per subgroup (warp/wavefront); 0 when the device does not report it.
+    public let subgroupSize: Int
+    /// Bytes of workgroup-shared memory a compute shader may use.
+    public let maxSharedMemory: Int
+    public let maxWorkgroupInvocations: Int
+    public let maxWorkgroupCount: [Int]
+    public let maxPushConstantBytes: Int
+    public let maxStorageBufferRange: Int
+    public let maxMemoryAllocationCount: Int
+    public let shaderFloat16: Bool
+    public let storageBuffer16BitAccess: Bool
+    /// VK_KHR_cooperative_matrix or VK_NV_cooperative_matrix (tensor cores), when exposed.
+    public let cooperativeMatrix: Bool
+
+    /// A real GPU (not lavapipe or another CPU implementation).
+    public var isGPU: Bool { kind != .cpu && kind != .other }
+
+    public var description: String {
+        "[\(index)] \(name) (\(kind.rawValue), Vulkan \(apiVersion), subgroup \(subgroupSize), shared \(maxSharedMemory / 1024) KiB"
+            + (shaderFloat16 ? ", fp16" : "") + (cooperativeMatrix ? ", cooperative matrix" : "") + ")"
+    }
+}
+
+/// Validation-layer messages collected by the debug-utils messenger.
+final class ValidationLog: Sendable {
+    private let messages = Mutex<[String]>([])
+
+    func record(_ message: String) { messages.withLock { $0.append(message) } }
+    var all: [String] { messages.withLock { $0 } }
+    func drain() -> [String] { messages.withLock { let m = $0; $0 = []; return m } }
+}
+
+private let debugCallback: PFN_vkDebugUtilsMessengerCallbackEXT = { severity, _, data, user in
+    guard let user, let data else { return VkBool32(VK_FALSE) }
+    let log = Unmanaged<ValidationLog>.fromOpaque(user).takeUnretainedValue()
+    let text = data.pointee.pMessage.map { String(cString: $0) } ?? "(no message)"
+    if severity.rawValue & VK_DEBUG_UTILS_MESSAGE_SEVERITY_ERROR_BIT_EXT.rawValue != 0
+        || severity.rawValue & VK_DEBUG_UTILS_MESSAGE_SEVERITY_WARNING_BIT_EXT.rawValue != 0 {
+        log.record(text)
+    }
+    return VkBool32(VK_FALSE)
+}
+
+/// A Vulkan instance, with the Khronos validation layer and a messenger when asked for.
+final class VulkanInstance: @unchecked Sendable {
+    let loader: VulkanLoader
+    let handle: VkInstance
+    let functions: InstanceFunctions
+    let validationLog = ValidationLog()
+    /// True when VK_LAYER_KHRONOS_validation is active.
+    let validating: Bool
+    private var messenger: VkDebugUtilsMessengerEXT?
+
+    static let validationLayer = "VK_LAYER_KHRONOS_validation"
+    static let debugUtils = "VK_EXT_debug_utils"
+
+    /// Whether the Khronos validation layer is installed (Debian: vulkan-validationlayers).
+    static func validationLayerAvailable() throws -> Bool {
+        let loader = try VulkanLoader.get()
+        var count: UInt32 = 0
+        try check(loader.enumerateInstanceLayerProperties(&count, nil), "vkEnumerateInstanceLayerProperties")
+        var layers = [VkLayerProperties](repeating: VkLayerProperties(), count: Int(count))
+        try check(loader.enumerateInstanceLayerProperties(&count, &layers), "vkEnumerateInstanceLayerProperties")
+        return layers.prefix(Int(count)).contains { withUnsafeBytes(of: $0.layerName) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) } == validationLayer }
+    }
+
+    init(validation: Bool) throws {
+        let loader = try VulkanLoader.get()
+        self.loader = loader
+        var loaderVersion = sd_vk_api_version_1_0
+        if let enumerate = loader.enumerateInstanceVersion { _ = enumerate(&loaderVersion) }
+        guard loaderVersion >= sd_vk_api_version_1_1 else {
+            throw VulkanError.unsupported("Vulkan 1.1 (the loader offers \(sd_vk_version_major(loaderVersion)).\(sd_vk_version_minor(loaderVersion)))")
+        }
+        let useValidation = try validation && VulkanInstance.validationLayerAvailable()
+        let layers = useValidation ? [VulkanInstance.validationLayer] : []
+        let extensions = useValidation ? [VulkanInstance.debugUtils] : []
+        var made: VkInstance?
+        try withCStrings(layers) { layerNames in
+            try withCStrings(extensions) { extensionNames in
+                try "streamdiffusion".withCString { appName in
+                    var app = VkApplicationInfo()
+                    app.sType = VK_STRUCTURE_TYPE_APPLICATION_INFO
+                    app.pApplicationName = appName
+                    app.pEngineName = appName
+                    app.apiVersion = min(loaderVersion, sd_vk_api_version_1_3)
+                    try withUnsafePointer(to: &app) { appPointer in
+                        var info = VkInstanceCreateInfo()
+                        info.sType = VK_STRUCTURE_TYPE_INSTANCE_CREATE_INFO
+                        info.pApplicationInfo = appPointer
+                        info.enabledLayerCount = UInt32(layers.count)
+                        info.ppEnabledLayerNames = layerNames
+                        info.enabledExtensionCount = UInt32(extensions.count)
+                        info.ppEnabledExtensionNames = extensionNames
+                        try check(loader.createInstance(&info, nil, &made), "vkCreateInstance")
+                    }
+                }
+            }
+        }
+        guard let made else { throw VulkanError.call("vkCreateInstance", result: 0) }
+        handle = made
+        do { functions = try InstanceFunctions(loader, made) } catch {
+            if let destroy = loader.getInstanceProcAddr(made, "vkDestroyInstance") {
+                unsafeBitCast(destroy, to: PFN_vkDestroyInstance.self)(made, nil)
+            }
+            throw error
+        }
+        validating = useValidation
+        if useValidation, let create = functions.createDebugUtilsMessenger {
+            var info = VkDebugUtilsMessengerCreateInfoEXT()
+            info.sType = VK_STRUCTURE_TYPE_DEBUG_UTILS_MESSENGER_CREATE_INFO_EXT
+            info.messageSeverity = VkDebugUtilsMessageSeverityFlagsEXT(VK_DEBUG_UTILS_MESSAGE_SEVERITY_ERROR_BIT_EXT.rawValue
+                | VK_DEBUG_UTILS_MESSAGE_SEVERITY_WARNING_BIT_EXT.rawValue)
+            info.messageType = VkDebugUtilsMessageTypeFlagsEXT(VK_DEBUG_UTILS_MESSAGE_TYPE_GENERAL_BIT_EXT.rawValue
+                | VK_DEBUG_UTILS_MESSAGE_TYPE_VALIDATION_BIT_EXT.rawValue)
+            info.pfnUserCallback = debugCallback
+            info.pUserData = Unmanaged.passUnretained(validationLog).toOpaque()
+            var m: VkDebugUtilsMessengerEXT?
+            try check(create(made, &info, nil, &m), "vkCreateDebugUtilsMessengerEXT")
+            messenger = m
+        }
+    }
+
+    deinit {
+        if let messenger, let destroy = functions.destroyDebugUtilsMessenger { destroy(handle, messenger, nil) }
+        functions.destroyInstance(handle, nil)
+    }
+
+    func physicalDevices() throws -> [VkPhysicalDevice] {
+        var count: UInt32 = 0
+        try check(functions.enumeratePhysicalDevices(handle, &count, nil), "vkEnumeratePhysicalDevices")
+        var devices = [VkPhysicalDevice?](repeating: nil, count: Int(count))
+        try check(functions.enumeratePhysicalDevices(handle, &count, &devices), "vkEnumeratePhysicalDevices")
+        return devices.prefix(Int(count)).compactMap { $0 }
+    }
+
+    func info(_ device: VkPhysicalDevice, index: Int) throws -> VulkanDeviceInfo {
+        var properties = VkPhysicalDeviceProperties()
+        functions.getPhysicalDeviceProperties(device, &properties)
+        var subgroup = VkPhysicalDeviceSubgroupProperties()
+        subgroup.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_PROPERTIES
+        var p2 = VkPhysicalDeviceProperties2()
+        p2.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2
+        var float16 = VkPhysicalDeviceShaderFloat16Int8Features()
+        float16.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_FLOAT16_INT8_FEATURES
+        var storage16 = VkPhysicalDevice16BitStorageFeatures()
+        storage16.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_16BIT_STORAGE_FEATURES
+        let is11 = properties.apiVersion >= sd_vk_api_version_1_1
+        if is11 {
+            withUnsafeMutablePointer(to: &subgroup) { p2.pNext = UnsafeMutableRawPointer($0); functions.getPhysicalDeviceProperties2(device, &p2) }
+            withUnsafeMutablePointer(to: &float16) { f16 in
+                withUnsafeMutablePointer(to: &storage16) { s16 in
+                    s16.pointee.pNext = UnsafeMutableRawPointer(f16)
+                    var f2 = VkPhysicalDeviceFeatures2()
+                    f2.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2
+                    f2.pNext = UnsafeMutableRawPointer(s16)
+                    functions.getPhysicalDeviceFeatures2(device, &f2)
+                    s16.pointee.pNext = nil
+                }
+            }
+        }
+        let extensions = try deviceExtensions(device)
+        let limits = properties.limits
+        let kind: VulkanDeviceInfo.Kind
+        switch properties.deviceType {
+        case VK_PHYSICAL_DEVICE_TYPE_DISCRETE_GPU: kind = .discrete
+        case VK_PHYSICAL_DEVICE_TYPE_INTEGRATED_GPU: kind = .integrated
+        case VK_PHYSICAL_DEVICE_TYPE_VIRTUAL_GPU: kind = .virtual
+        case VK_PHYSICAL_DEVICE_TYPE_CPU: kind = .cpu
+        default: kind = .other
+        }
+        let v = properties.apiVersion
+        return VulkanDeviceInfo(
+            index: index, name: fixedString(properties.deviceName), kind: kind,
+            apiVersion: "\(sd_vk_version_major(v)).\(sd_vk_version_minor(v)).\(sd_vk_version_patch(v))", apiVersionCode: v,
+            subgroupSize: is11 ? Int(subgroup.subgroupSize) : 0,
+            maxSharedMemory: Int(limits.maxComputeSharedMemorySize),
+            maxWorkgroupInvocations: Int(limits.maxComputeWorkGroupInvocations),
+            maxWorkgroupCount: [Int(limits.maxComputeWorkGroupCount.0), Int(limits.maxComputeWorkGroupCount.1), Int(limits.maxComputeWorkGroupCount.2)],
+            maxPushConstantBytes: Int(limits.maxPushConstantsSize),
+            maxStorageBufferRange: Int(limits.maxStorageBufferRange),
+            maxMemoryAllocationCount: Int(limits.maxMemoryAllocationCount),
+            shaderFloat16: float16.shaderFloat16 != 0, storageBuffer16BitAccess: storage16.storageBuffer16BitAccess != 0,
+            cooperativeMatrix: extensions.contains("VK_KHR_cooperative_matrix") || extensions.contains("VK_NV_cooperative_matrix"))
+    }
+
+    func deviceExtensions(_ device: VkPhysicalDevice) throws -> Set<String> {
+        var count: UInt32 = 0
+        try check(functions.enumerateDeviceExtensionProperties(device, nil, &count, nil), "vkEnumerateDeviceExtensionProperties")
+        var list = [VkExtensionProperties](repeating: VkExtensionProperties(), count: Int(count))
+        try check(functions.enumerateDeviceExtensionProperties(device, nil, &count, &list), "vkEnumerateDeviceExtensionProperties")
+        return Set(list.prefix(Int(count)).map { fixedString($0.extensionName) })
+    }
+}
+
+/// A NUL-terminated C character array imported as a tuple, as a String.
+func fixedString<T>(_ tuple: T) -> String {
+    withUnsafeBytes(of: tuple) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+}
+
+/// Calls `body` with a C array of C strings that lives for the call.
+func withCStrings<R>(_ strings: [String], _ body: (UnsafePointer<UnsafePointer<CChar>?>?) throws -> R) rethrows -> R {
+    let owned = strings.map { strdup($0) }
+    defer { owned.forEach { free($0) } }
+    let pointers = owned.map { UnsafePointer($0) }
+    return try pointers.withUnsafeBufferPointer { try body(strings.isEmpty ? nil : $0.baseAddress) }
+}
