@@ -1,0 +1,70 @@
+import Foundation
+import ModelFiles
+import Models
+import StreamDiffusion
+import Testing
+import Tensors
+@testable import VulkanBackend
+
+/// A short stream (tiny SD 1.5 UNet and text encoder, tiny TAESD, 64×64 frames) run on Vulkan and
+/// on the fp32 CPU backend with the same parameters: every frame must agree to 1e-4 of its scale.
+@Suite(.serialized) struct StreamParityTests {
+    /// CLIP's byte-level alphabet with BOS/EOS at 998/999, the ids the tiny text encoder knows (the
+    /// same construction as Tests/StreamDiffusionTests/StreamPipelineTests.swift).
+    static func tokenizer() throws -> CLIPTokenizer {
+        let printable = Set(Array(33...126) + Array(161...172) + Array(174...255))
+        var symbols: [String] = [], shifted = 256
+        for byte in 0..<256 {
+            let code = printable.contains(byte) ? byte : { defer { shifted += 1 }; return shifted }()
+            guard let scalar = Unicode.Scalar(UInt32(code)) else { throw TensorError.invalidArgument(op: "tokenizer", message: "code \(code)") }
+            symbols.append(String(Character(scalar)))
+        }
+        let order = (0..<256).filter { printable.contains($0) } + (0..<256).filter { !printable.contains($0) }
+        var vocabulary: [String: Int] = ["<|startoftext|>": 998, "<|endoftext|>": 999]
+        for (id, byte) in order.enumerated() {
+            vocabulary[symbols[byte]] = id
+            vocabulary[symbols[byte] + "</w>"] = 256 + id
+        }
+        return try CLIPTokenizer(vocabulary: vocabulary, merges: [], padTokenID: 999)
+    }
+
+    static func pipeline(on backend: any Backend, cfg: CFGType) throws -> StreamPipeline {
+        let root = VulkanModelParityTests.root
+        let sd = root.appendingPathComponent("tiny-sd15")
+        func weights(_ path: String) throws -> WeightScope {
+            WeightScope(source: try SafeTensorsFile(url: root.appendingPathComponent(path)), backend: backend)
+        }
+        let text = try CLIPTextModel(weights("tiny-sd15/text_encoder/model.safetensors"),
+                                     config: ConfigFile.load(CLIPTextConfig.self, from: sd.appendingPathComponent("text_encoder/config.json")))
+        let unet = try UNet2DConditionModel(weights("tiny-sd15/unet/diffusion_pytorch_model.safetensors"),
+                                            config: ConfigFile.load(UNetConfig.self, from: sd.appendingPathComponent("unet/config.json")))
+        let taesd = try AutoencoderTiny(weights("tiny-taesd/diffusion_pytorch_model.safetensors"),
+                                        config: ConfigFile.load(AutoencoderTinyConfig.self, from: root.appendingPathComponent("tiny-taesd/config.json")))
+        let scheduler = try LCMScheduler(contentsOf: sd.appendingPathComponent("scheduler/scheduler_config.json"))
+        var p = StreamParameters()
+        (p.width, p.height, p.tIndexList, p.cfgType, p.guidanceScale, p.seed) = (64, 64, [20, 40], cfg, 1.4, 3)
+        return try StreamPipeline(tokenizer: tokenizer(), textEncoder: text, unet: unet, vae: .tiny(taesd), scheduler: scheduler,
+                                  parameters: p, backend: backend)
+    }
+
+    static func frame(_ k: Int, on backend: any Backend) throws -> Tensor {
+        let values = (0..<(64 * 64 * 3)).map { i in Float(sin(Double(i * (k + 3)) * 0.01)) }
+        return try backend.tensor(values, shape: [1, 64, 64, 3])
+    }
+
+    @Test(arguments: [CFGType.none, .self])
+    func streamMatchesTheCPU(cfg: CFGType) throws {
+        try withVulkan { vk in
+            let cpu = Backends.cpu
+            let onVulkan = try Self.pipeline(on: vk, cfg: cfg), onCPU = try Self.pipeline(on: cpu, cfg: cfg)
+            try onVulkan.prepare(prompt: "a red circle", negativePrompt: "blur")
+            try onCPU.prepare(prompt: "a red circle", negativePrompt: "blur")
+            for k in 0..<3 {
+                let v = try onVulkan.img2img(Self.frame(k, on: vk)), c = try onCPU.img2img(Self.frame(k, on: cpu))
+                #expect(v.shape == c.shape)
+                expectClose(try vk.floats(v), try cpu.floats(c), relative: 1e-4, "stream frame \(k) cfg \(cfg)")
+            }
+            expectClose(try vk.floats(onVulkan.txt2img()), try cpu.floats(onCPU.txt2img()), relative: 1e-4, "txt2img cfg \(cfg)")
+        }
+    }
+}
