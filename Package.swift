@@ -69,7 +69,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "streamdiffusion",
-            dependencies: ["Tensors", "ModelFiles", "Models", "StreamDiffusion", "Media", "LiveServer",
+            dependencies: ["Tensors", "VulkanBackend", "ModelFiles", "Models", "StreamDiffusion", "Media", "LiveServer",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         // Load client for `serve`: concurrent synthetic camera clients, latency and drop report (tools/soak).

@@ -130,9 +130,16 @@ public protocol Backend: AnyObject, Sendable, CustomStringConvertible {
     func concatChannels(_ xs: [Tensor]) throws -> Tensor
     /// Concatenates along the first (batch) dimension: the stream's rows of latents and noise.
     func concatRows(_ xs: [Tensor]) throws -> Tensor
+
+    /// Waits until every op issued so far has finished. Ops on a GPU run asynchronously (reading a
+    /// result with `floats` waits by itself); benchmarks call this to time whole calls. A no-op on
+    /// backends that compute as they go.
+    func synchronize() throws
 }
 
 extension Backend {
+    public func synchronize() throws {}
+
     public func conv2d(_ x: Tensor, _ weights: any Conv2dWeights, addend: Tensor? = nil,
                        outputDType: DType = .float32) throws -> Tensor {
         try conv2d(x, weights, addend: addend, fusedReLU: false, outputDType: outputDType)

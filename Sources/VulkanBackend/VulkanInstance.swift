@@ -118,7 +118,11 @@ final class VulkanInstance: @unchecked Sendable {
                         info.ppEnabledLayerNames = layerNames
                         info.enabledExtensionCount = UInt32(extensions.count)
                         info.ppEnabledExtensionNames = extensionNames
-                        try check(loader.createInstance(&info, nil, &made), "vkCreateInstance")
+                        let result = loader.createInstance(&info, nil, &made)
+                        if result == VK_ERROR_INCOMPATIBLE_DRIVER {
+                            throw VulkanError.noDevice("the Vulkan loader found no driver; install one (Debian: mesa-vulkan-drivers, or the GPU vendor's)")
+                        }
+                        try check(result, "vkCreateInstance")
                     }
                 }
             }

@@ -47,6 +47,12 @@ struct StreamOptions: ParsableArguments {
     @Option(help: "Thread count (default: every core).")
     var threads: Int?
 
+    @Option(name: .customLong("backend"), help: "Compute backend: cpu or vulkan (default: vulkan when a Vulkan GPU is present, else cpu).")
+    var backendName: String?
+
+    @Option(help: "Vulkan device index (see `streamdiffusion devices`; default: the first discrete, then integrated GPU).")
+    var device: Int?
+
     @Option(help: "VAE: the model's own (default), 'taesd' (madebyollin/taesd from the cache) or a TAESD folder.")
     var vae: String?
 
@@ -60,6 +66,7 @@ struct StreamOptions: ParsableArguments {
     var noDenoisingBatch = false
 
     func validate() throws {
+        try validateBackend(backendName, device: device)
         if let cfgType, CFGType(rawValue: cfgType) == nil { throw ValidationError("--cfg-type must be none, full, self or initialize") }
         for (name, side) in [("--width", width), ("--height", height)] {
             if let side, side <= 0 || side % 8 != 0 { throw ValidationError("\(name) must be a positive multiple of 8 (got \(side))") }
@@ -87,10 +94,10 @@ struct StreamOptions: ParsableArguments {
         return p
     }
 
-    func backend() throws -> CPUBackend { try cpuBackend(dtype: dtype, threads: threads) }
+    func backend() throws -> any Backend { try makeBackend(backendName, device: device, dtype: dtype, threads: threads) }
 
     /// Loads the model, its scheduler and the backend, printing what was loaded.
-    func load() throws -> (StableDiffusionModel, LCMScheduler, CPUBackend) {
+    func load() throws -> (StableDiffusionModel, LCMScheduler, any Backend) {
         let backend = try self.backend()
         let start = Date()
         let tinyVAE = vae == "taesd" ? "madebyollin/taesd" : (vae == "kl" ? nil : vae)

@@ -8,7 +8,7 @@ import Tensors
 /// The models a stream benchmark times, and the one way every stream table measures a call: the
 /// real-size sd-turbo architecture with random weights (the default), or a model given by --model.
 struct StreamBenchRig {
-    let backend: CPUBackend
+    let backend: any Backend
     let tokenizer: CLIPTokenizer
     let text: CLIPTextModel
     let unet: UNet2DConditionModel
@@ -19,7 +19,7 @@ struct StreamBenchRig {
     let repeats: Int
 
     /// The sd-turbo architecture with random fp16 weights (written once into `cache`) and TAESD.
-    static func synthetic(backend: CPUBackend, layouts: String, cache: String, tokenizer: String, repeats: Int,
+    static func synthetic(backend: any Backend, layouts: String, cache: String, tokenizer: String, repeats: Int,
                           log: @escaping (String) -> Void) throws -> StreamBenchRig {
         let models = SyntheticModels(layouts: URL(fileURLWithPath: layouts), cache: URL(fileURLWithPath: cache), log: log)
         return StreamBenchRig(
@@ -31,7 +31,7 @@ struct StreamBenchRig {
     }
 
     /// A model folder or cached hub id, loaded as the generate commands load it.
-    static func loaded(_ model: String, backend: CPUBackend, repeats: Int) throws -> StreamBenchRig {
+    static func loaded(_ model: String, backend: any Backend, repeats: Int) throws -> StreamBenchRig {
         let m = try StableDiffusionModel.load(model, backend: backend)
         return StreamBenchRig(backend: backend, tokenizer: m.tokenizer, text: m.textEncoder, unet: m.unet, vae: StreamVAE(m.vae),
                               scheduler: try LCMScheduler(contentsOf: m.folder.configURL("scheduler")),
@@ -56,7 +56,8 @@ struct StreamBenchRig {
         p.guidanceScale = cfg == .none ? 1 : 1.4
         let stream = try stream(p)
         let frame = try OpBenchmark.random(backend, [1, size, size, 3])
-        let call = { _ = try img2img ? stream.img2img(frame) : stream.txt2img() }
+        // A GPU backend runs asynchronously: each timed call waits for its frame.
+        let call = { _ = try img2img ? stream.img2img(frame) : stream.txt2img(); try backend.synchronize() }
         for _ in 0..<(batch ? indices.count : 1) { try call() }   // fill the stream
         return OpBenchmark.median(try OpBenchmark.time(warmup: 0, repeats: repeats, call))
     }
@@ -81,6 +82,12 @@ struct StreamBenchModelOptions: ParsableArguments {
     @Option(help: "Thread count (default: every core).")
     var threads: Int?
 
+    @Option(name: .customLong("backend"), help: "Compute backend: cpu or vulkan (default: vulkan when a Vulkan GPU is present, else cpu).")
+    var backendName: String?
+
+    @Option(help: "Vulkan device index (see `streamdiffusion devices`).")
+    var device: Int?
+
     @Option(help: "Timed calls per measurement (the median is reported).")
     var repeats = 3
 
@@ -95,7 +102,7 @@ struct StreamBenchModelOptions: ParsableArguments {
 
     func rig(log: @escaping (String) -> Void) throws -> StreamBenchRig {
         guard repeats >= 1 else { throw ValidationError("--repeats must be ≥ 1") }
-        let backend = try cpuBackend(dtype: dtype, threads: threads)
+        let backend = try makeBackend(backendName, device: device, dtype: dtype, threads: threads)
         if let model { return try .loaded(model, backend: backend, repeats: repeats) }
         return try .synthetic(backend: backend, layouts: layouts, cache: cache, tokenizer: tokenizer, repeats: repeats, log: log)
     }

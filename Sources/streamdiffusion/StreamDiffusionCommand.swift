@@ -5,7 +5,8 @@ struct StreamDiffusionCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "streamdiffusion",
         abstract: "Real-time Stable Diffusion streams (StreamDiffusion) in native Swift.",
-        subcommands: [Txt2ImgCommand.self, Img2ImgCommand.self, VideoCommand.self, ServeCommand.self, InspectCommand.self, BenchCommand.self]
+        subcommands: [Txt2ImgCommand.self, Img2ImgCommand.self, VideoCommand.self, ServeCommand.self, InspectCommand.self, BenchCommand.self,
+                      DevicesCommand.self]
     )
 }
 

@@ -1,0 +1,54 @@
+import Foundation
+import Media
+import Testing
+
+/// `--backend`, `--device` and `streamdiffusion devices`, run as a user would run them. The machine
+/// running the tests has at least lavapipe (`make setup` installs mesa-vulkan-drivers).
+@Suite(.serialized) struct VulkanCLITests {
+    let cli = CLITests()
+
+    @Test func devicesListsTheVulkanDevices() throws {
+        let result = try cli.run(["devices"])
+        #expect(result.status == 0, "\(result.output)")
+        #expect(result.output.contains("[0] "), "\(result.output)")
+        #expect(result.output.contains("default backend: "), "\(result.output)")
+    }
+
+    /// The same picture from both backends: they agree to 1e-4 in fp32, so the 8-bit PNGs are equal
+    /// except where a value sits on a rounding boundary (at most 1 level).
+    @Test func txt2imgOnVulkanMatchesTheCPU() throws {
+        let out = try cli.temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: out) }
+        var images: [RGBImage] = []
+        for backend in ["vulkan", "cpu"] {
+            let file = out.appendingPathComponent("\(backend).png")
+            let result = try cli.run(["txt2img", "--prompt", "a red circle", "--output", file.path, "--backend", backend] + cli.model)
+            #expect(result.status == 0, "\(result.output)")
+            #expect(result.output.contains(backend == "vulkan" ? "on Vulkan (" : "on CPU ("), "\(result.output)")
+            images.append(try ImageIO().read(url: file))
+        }
+        #expect(images[0].width == 64 && images[0].height == 64)
+        let diff = zip(images[0].pixels, images[1].pixels).map { abs(Int($0) - Int($1)) }.max() ?? 255
+        #expect(diff <= 1, "largest pixel difference \(diff)")
+    }
+
+    @Test func backendErrorsAreOneClearLine() throws {
+        let cases: [([String], [String: String]?, String)] = [
+            (["--backend", "metal"], nil, "--backend must be cpu or vulkan"),
+            (["--backend", "vulkan", "--device", "99"], nil, "device index 99 does not exist"),
+            (["--backend", "cpu", "--device", "0"], nil, "does not apply to --backend cpu"),
+            (["--backend", "vulkan", "--dtype", "bf16"], nil, "not supported by the Vulkan backend"),
+            // No Vulkan driver at all: the loader finds no ICD.
+            (["--backend", "vulkan"], ["VK_ICD_FILENAMES": "/nonexistent/icd.json", "VK_DRIVER_FILES": "/nonexistent/icd.json"], "no driver"),
+        ]
+        for (arguments, extra, message) in cases {
+            var environment: [String: String]? = nil
+            if let extra { environment = ProcessInfo.processInfo.environment.merging(extra) { $1 } }
+            let model = cli.model.filter { $0 != "--dtype" && $0 != "fp32" }
+            let result = try cli.run(["txt2img", "--prompt", "x", "--output", "/tmp/never.png"] + model + arguments, environment: environment)
+            #expect(result.status != 0)
+            let errorLines = result.output.split(separator: "\n").filter { $0.hasPrefix("Error:") }
+            #expect(errorLines.count == 1 && errorLines[0].contains(message), "\(arguments): \(result.output)")
+        }
+    }
+}
