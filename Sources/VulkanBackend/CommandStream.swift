@@ -125,8 +125,9 @@ final class CommandStream {
     }
 
     /// Records one compute dispatch. `buffers` bind in order (whole buffers: offsets travel in the
-    /// push constants); `push` is at most 32 words.
-    func dispatch(_ shader: Shader, _ buffers: [VkBuffer], push: [UInt32], groups: (Int, Int, Int)) throws {
+    /// push constants); `push` is at most 32 words. `ordered: false` omits the barrier before it,
+    /// which only a test does (to show that the validation layer catches the hazard).
+    func dispatch(_ shader: Shader, _ buffers: [VkBuffer], push: [UInt32], groups: (Int, Int, Int), ordered: Bool = true) throws {
         precondition(buffers.count == shader.bindings && push.count * 4 <= Shader.pushConstantBytes, "\(shader) bindings or push constants")
         guard groups.0 > 0, groups.1 > 0, groups.2 > 0 else { return }
         let limits = device.info.maxWorkgroupCount
@@ -151,7 +152,7 @@ final class CommandStream {
             }
             f.updateDescriptorSets(device.handle, UInt32(writes.count), writes, 0, nil)
         }
-        barrierBeforeNextCommand()
+        if ordered { barrierBeforeNextCommand() }
         f.cmdBindPipeline(commandBuffer, VK_PIPELINE_BIND_POINT_COMPUTE, p.pipeline)
         var setRef: VkDescriptorSet? = set
         f.cmdBindDescriptorSets(commandBuffer, VK_PIPELINE_BIND_POINT_COMPUTE, p.layout, 0, 1, &setRef, 0, nil)

@@ -79,6 +79,8 @@ final class VulkanInstance: @unchecked Sendable {
 
     static let validationLayer = "VK_LAYER_KHRONOS_validation"
     static let debugUtils = "VK_EXT_debug_utils"
+    /// Provided by the validation layer itself: turns on its synchronisation checks.
+    static let validationFeatures = "VK_EXT_validation_features"
 
     /// Whether the Khronos validation layer is installed (Debian: vulkan-validationlayers).
     static func validationLayerAvailable() throws -> Bool {
@@ -100,7 +102,7 @@ final class VulkanInstance: @unchecked Sendable {
         }
         let useValidation = try validation && VulkanInstance.validationLayerAvailable()
         let layers = useValidation ? [VulkanInstance.validationLayer] : []
-        let extensions = useValidation ? [VulkanInstance.debugUtils] : []
+        let extensions = useValidation ? [VulkanInstance.debugUtils, VulkanInstance.validationFeatures] : []
         var made: VkInstance?
         try withCStrings(layers) { layerNames in
             try withCStrings(extensions) { extensionNames in
@@ -110,19 +112,31 @@ final class VulkanInstance: @unchecked Sendable {
                     app.pApplicationName = appName
                     app.pEngineName = appName
                     app.apiVersion = min(loaderVersion, sd_vk_api_version_1_3)
+                    // Under validation, also check synchronisation (missing or wrong barriers, hazards
+                    // between dispatches and copies): lavapipe runs work in order and would hide them.
+                    let enabled = [VK_VALIDATION_FEATURE_ENABLE_SYNCHRONIZATION_VALIDATION_EXT]
                     try withUnsafePointer(to: &app) { appPointer in
-                        var info = VkInstanceCreateInfo()
-                        info.sType = VK_STRUCTURE_TYPE_INSTANCE_CREATE_INFO
-                        info.pApplicationInfo = appPointer
-                        info.enabledLayerCount = UInt32(layers.count)
-                        info.ppEnabledLayerNames = layerNames
-                        info.enabledExtensionCount = UInt32(extensions.count)
-                        info.ppEnabledExtensionNames = extensionNames
-                        let result = loader.createInstance(&info, nil, &made)
-                        if result == VK_ERROR_INCOMPATIBLE_DRIVER {
-                            throw VulkanError.noDevice("the Vulkan loader found no driver; install one (Debian: mesa-vulkan-drivers, or the GPU vendor's)")
+                        try enabled.withUnsafeBufferPointer { enabledList in
+                            var features = VkValidationFeaturesEXT()
+                            features.sType = VK_STRUCTURE_TYPE_VALIDATION_FEATURES_EXT
+                            features.enabledValidationFeatureCount = UInt32(enabledList.count)
+                            features.pEnabledValidationFeatures = enabledList.baseAddress
+                            try withUnsafePointer(to: &features) { featuresPointer in
+                                var info = VkInstanceCreateInfo()
+                                info.sType = VK_STRUCTURE_TYPE_INSTANCE_CREATE_INFO
+                                info.pNext = useValidation ? UnsafeRawPointer(featuresPointer) : nil
+                                info.pApplicationInfo = appPointer
+                                info.enabledLayerCount = UInt32(layers.count)
+                                info.ppEnabledLayerNames = layerNames
+                                info.enabledExtensionCount = UInt32(extensions.count)
+                                info.ppEnabledExtensionNames = extensionNames
+                                let result = loader.createInstance(&info, nil, &made)
+                                if result == VK_ERROR_INCOMPATIBLE_DRIVER {
+                                    throw VulkanError.noDevice("the Vulkan loader found no driver; install one (Debian: mesa-vulkan-drivers, or the GPU vendor's)")
+                                }
+                                try check(result, "vkCreateInstance")
+                            }
                         }
-                        try check(result, "vkCreateInstance")
                     }
                 }
             }

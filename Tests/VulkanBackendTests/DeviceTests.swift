@@ -59,10 +59,32 @@ import Tensors
         #expect(backend.validationMessages.isEmpty)   // checkValidation drains
     }
 
+    /// Synchronisation validation is on: a dispatch that reads what the previous one wrote, recorded
+    /// without the stream's barrier, is reported as a read-after-write hazard.
+    @Test func synchronisationValidationCatchesAMissingBarrier() throws {
+        try #require(VulkanBackend.validationLayerInstalled, "VK_LAYER_KHRONOS_validation is not installed")
+        let vk = try VulkanBackend(options: .init(validation: true))
+        let x = try vk.tensor([1, 2, 3, 4], shape: [4])
+        let y = try vk.activation(x, .silu), z = try vk.output([4], "test")
+        let (yb, zb) = (try vk.bound(y, "test"), try vk.bound(z, "test"))
+        var push = Push()
+        try push.add(4, op: "test")
+        push.add(yb.offset, zb.offset, Activation.silu.shaderCode)
+        push.add(float: 1, 0, -.infinity, .infinity)
+        try vk.lock.withLock {
+            try vk.stream.dispatch(.unary, [yb.buffer, zb.buffer], push: push.words, groups: (1, 1, 1), ordered: false)
+        }
+        try vk.synchronize()
+        #expect(vk.validationMessages.contains { $0.contains("READ_AFTER_WRITE") }, "\(vk.validationMessages)")
+        _ = try? vk.checkValidation()
+    }
+
     /// A steady stream of same-shaped work allocates nothing after its first pass, and the host
     /// reads results once per pass (the ops between are one batch).
     @Test func poolReusesBuffersAndWorkIsBatched() throws {
-        try withVulkan { vk in
+        // Its own backend: tests of other suites run concurrently on the shared one.
+        let vk = try VulkanBackend(options: .init(validation: true))
+        do {
             func pass() throws -> [Float] {
                 let x = try vk.tensor((0..<300).map { Float($0) / 100 }, shape: [3, 100])
                 let y = try vk.softmax(vk.activation(vk.scale(x, by: 2, adding: -1), .silu))
@@ -77,6 +99,7 @@ import Tensors
             #expect(after.reuses > before.reuses)
             #expect(after.submissions == before.submissions + 1, "one submission per host read")
         }
+        #expect(vk.validationMessages.isEmpty, "\(vk.validationMessages)")
     }
 
     @Test func rejectsForeignTensorsAndBFloat16() throws {
