@@ -10,12 +10,36 @@ public final class VulkanBuffer: TensorStorage, @unchecked Sendable {
     let raw: RawBuffer
     public let byteCount: Int
     let pool: DeviceBufferPool
+    /// The capture that allocated it, whose replays write it: it returns there, never to the pool.
+    let arena: BufferArena?
 
-    init(raw: RawBuffer, byteCount: Int, pool: DeviceBufferPool) {
-        (self.raw, self.byteCount, self.pool) = (raw, byteCount, pool)
+    init(raw: RawBuffer, byteCount: Int, pool: DeviceBufferPool, arena: BufferArena?) {
+        (self.raw, self.byteCount, self.pool, self.arena) = (raw, byteCount, pool, arena)
     }
 
-    deinit { pool.recycle(raw) }
+    deinit {
+        if let arena { arena.recycle(raw) } else { pool.recycle(raw) }
+    }
+}
+
+/// The buffers of one capture. A buffer freed during the capture is reused by later ops of the same
+/// capture (ordered by its barriers), and by nothing else while the replay or any of its tensors
+/// lives: replays write into all of them. Returns them to the pool when the last one goes.
+final class BufferArena: @unchecked Sendable {
+    let pool: DeviceBufferPool
+    private let idle = Mutex<[Int: [RawBuffer]]>([:])
+
+    init(pool: DeviceBufferPool) { self.pool = pool }
+
+    func buffer(byteCount: Int) throws -> VulkanBuffer {
+        let capacity = DeviceBufferPool.capacity(for: byteCount)
+        let reused = idle.withLock { $0[capacity]?.popLast() }
+        return VulkanBuffer(raw: try reused ?? pool.take(byteCount: byteCount), byteCount: byteCount, pool: pool, arena: self)
+    }
+
+    func recycle(_ raw: RawBuffer) { idle.withLock { $0[raw.capacity, default: []].append(raw) } }
+
+    deinit { idle.withLock { $0.values.flatMap { $0 } }.forEach(pool.recycle) }
 }
 
 /// Recycles device (or staging) buffers by size class, so a steady stream of same-shaped frames
@@ -67,7 +91,7 @@ final class DeviceBufferPool: @unchecked Sendable {
     }
 
     func buffer(byteCount: Int) throws -> VulkanBuffer {
-        VulkanBuffer(raw: try take(byteCount: byteCount), byteCount: byteCount, pool: self)
+        VulkanBuffer(raw: try take(byteCount: byteCount), byteCount: byteCount, pool: self, arena: nil)
     }
 
     func recycle(_ raw: RawBuffer) {

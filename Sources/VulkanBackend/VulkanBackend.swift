@@ -36,6 +36,8 @@ public final class VulkanBackend: Backend, @unchecked Sendable {
     let library: PipelineLibrary
     let stream: CommandStream
     let lock = NSRecursiveLock()
+    /// The capture in progress, if any (guarded by `lock`).
+    var captureState: CaptureState?
 
     public init(options: Options = Options()) throws {
         instance = try VulkanInstance(validation: options.validation)
@@ -102,7 +104,8 @@ public final class VulkanBackend: Backend, @unchecked Sendable {
         guard let count = Tensor.checkedCount(of: shape), count <= Int(UInt32.max) else {
             throw TensorError.invalidArgument(op: op, message: "shape \(shape) is too large for 32-bit shader indices")
         }
-        return Tensor(shape: shape, dtype: .float32, storage: try pool.buffer(byteCount: count * 4))
+        let storage = try captureState.map { try $0.arena.buffer(byteCount: count * 4) } ?? pool.buffer(byteCount: count * 4)
+        return Tensor(shape: shape, dtype: .float32, storage: storage)
     }
 
     /// The device buffer of a tensor made by this backend, and its first element's index.
@@ -114,6 +117,8 @@ public final class VulkanBackend: Backend, @unchecked Sendable {
         guard t.byteOffset % 4 == 0, t.byteOffset + t.byteCount <= storage.byteCount else {
             throw TensorError.invalidArgument(op: op, message: "tensor \(t.shape) at byte \(t.byteOffset) is misaligned or outside its buffer")
         }
+        // A capture's replays read tensors made before it: keep them alive as long as the replay.
+        if let captureState, storage.arena !== captureState.arena { captureState.retain(storage) }
         return (storage.raw.buffer, UInt32(t.byteOffset / 4))
     }
 

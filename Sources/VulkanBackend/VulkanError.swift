@@ -17,6 +17,8 @@ public enum VulkanError: Error, Equatable, CustomStringConvertible {
     case unsupported(String)
     /// The validation layer reported errors (tests fail on these).
     case validation([String])
+    /// A capture used in a way a replay cannot reproduce (a host read inside it, nesting).
+    case captureMisuse(String)
 
     public var description: String {
         switch self {
@@ -32,6 +34,8 @@ public enum VulkanError: Error, Equatable, CustomStringConvertible {
             return "Vulkan: device index \(index) does not exist (\(count) device\(count == 1 ? "" : "s") found; list them with `streamdiffusion devices`)"
         case let .unsupported(detail):
             return "Vulkan: the device does not support \(detail)"
+        case let .captureMisuse(detail):
+            return "Vulkan capture: \(detail) is not possible (a replay runs without the host)"
         case let .validation(messages):
             return "Vulkan validation: \(messages.count) error\(messages.count == 1 ? "" : "s"): \(messages.prefix(3).joined(separator: " | "))"
         }

@@ -98,6 +98,7 @@ struct DeviceFunctions: @unchecked Sendable {
     let createCommandPool: PFN_vkCreateCommandPool
     let destroyCommandPool: PFN_vkDestroyCommandPool
     let allocateCommandBuffers: PFN_vkAllocateCommandBuffers
+    let freeCommandBuffers: PFN_vkFreeCommandBuffers
     let resetCommandBuffer: PFN_vkResetCommandBuffer
     let beginCommandBuffer: PFN_vkBeginCommandBuffer
     let endCommandBuffer: PFN_vkEndCommandBuffer
@@ -148,6 +149,7 @@ struct DeviceFunctions: @unchecked Sendable {
         createCommandPool = try resolve("vkCreateCommandPool", lookup)
         destroyCommandPool = try resolve("vkDestroyCommandPool", lookup)
         allocateCommandBuffers = try resolve("vkAllocateCommandBuffers", lookup)
+        freeCommandBuffers = try resolve("vkFreeCommandBuffers", lookup)
         resetCommandBuffer = try resolve("vkResetCommandBuffer", lookup)
         beginCommandBuffer = try resolve("vkBeginCommandBuffer", lookup)
         endCommandBuffer = try resolve("vkEndCommandBuffer", lookup)
