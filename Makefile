@@ -18,12 +18,16 @@ apt_install = missing=""; for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || missi
 		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
 	fi
 
-.PHONY: setup demo serve test test-slurm build release fixtures demo-model python-tools bench-all bench-ops bench-ops-peer bench-models-peer bench-stream bench-stream-peer fuzz clean
+.PHONY: setup shaders demo serve test test-slurm build release fixtures demo-model python-tools bench-all bench-ops bench-ops-peer bench-models-peer bench-stream bench-stream-peer fuzz clean
 
 ## setup: install the system packages the build needs (only those missing)
 setup:
 	@command -v swift >/dev/null || { echo "error: the Swift toolchain (6.x) is not on PATH; install it from swift.org first" >&2; exit 1; }
 	@$(call apt_install,$(APT_PACKAGES))
+
+## shaders: recompile the Vulkan backend's GLSL (Sources/VulkanBackend/Shaders) into ShaderBinaries.swift
+shaders: setup
+	tools/compile_shaders.sh
 
 ## demo: build in release mode and run the main job: txt2img and a video stream (scripts/demo.sh)
 demo: release

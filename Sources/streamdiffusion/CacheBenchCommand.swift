@@ -45,7 +45,7 @@ struct CacheBenchCommand: ParsableCommand {
         guard sizeList.allSatisfy({ $0 % 8 == 0 }) else { throw ValidationError("--sizes must be multiples of 8") }
         let tokens = try rig.tokenizer.encode("a photograph of a mountain lake at dawn")
         let embedding = try rig.text([tokens])
-        let median = { (body: () throws -> Void) in OpBenchmark.median(try OpBenchmark.time(warmup: 1, repeats: rig.repeats, body)) }
+        let median = { (body: () throws -> Void) in OpBenchmark.median(try rig.time(warmup: 1, repeats: rig.repeats, body)) }
         var report = Report(model: rig.summary, backend: "\(rig.backend)",
                             textEncoderMs: try median { _ = try rig.text([tokens]) },
                             projectionMs: try median { _ = try rig.unet.crossAttention(embedding) })
@@ -65,8 +65,8 @@ struct CacheBenchCommand: ParsableCommand {
                 var projected: [Double] = [], reused: [Double] = []
                 _ = try rig.unet(sample, timesteps: timesteps, context: cached)   // warm-up
                 for _ in 0..<max(1, rig.repeats) {
-                    projected += try OpBenchmark.time(warmup: 0, repeats: 1) { _ = try rig.unet(sample, timesteps: timesteps, context: context) }
-                    reused += try OpBenchmark.time(warmup: 0, repeats: 1) { _ = try rig.unet(sample, timesteps: timesteps, context: cached) }
+                    projected += try rig.time(warmup: 0, repeats: 1) { _ = try rig.unet(sample, timesteps: timesteps, context: context) }
+                    reused += try rig.time(warmup: 0, repeats: 1) { _ = try rig.unet(sample, timesteps: timesteps, context: cached) }
                 }
                 let (p, c) = (OpBenchmark.median(projected), OpBenchmark.median(reused))
                 let row = Row(size: size, rows: n, projectedMs: p, cachedMs: c, savedMs: p - c, savedPercent: 100 * (p - c) / p)

@@ -149,7 +149,7 @@ struct StreamBenchCommand: ParsableCommand {
             let stream = try preparedStream(p)
             let batch = try OpBenchmark.random(backend, [frames, small, small, 3])
             _ = try stream.img2img(batch)
-            let ms = OpBenchmark.median(try OpBenchmark.time(warmup: 0, repeats: repeats) { _ = try stream.img2img(batch) })
+            let ms = OpBenchmark.median(try rig.time(warmup: 0, repeats: repeats) { _ = try stream.img2img(batch) })
             let row = Row(table: "scaling", mode: "img2img stream batch", size: small, steps: 1, cfg: "none",
                           msPerFrame: ms / Double(frames), fps: 1000 * Double(frames) / ms, unetRowsPerFrame: 1)
             rows.append(row)
@@ -168,10 +168,10 @@ struct StreamBenchCommand: ParsableCommand {
             }
             let frame = try OpBenchmark.random(backend, [1, small, small, 3])
             let jobs = streams.map { ($0, frame) }
-            let apart = OpBenchmark.median(try OpBenchmark.time(warmup: 1, repeats: repeats) {
+            let apart = OpBenchmark.median(try rig.time(warmup: 1, repeats: repeats) {
                 for stream in streams { _ = try stream.img2img(frame) }
             })
-            let together = OpBenchmark.median(try OpBenchmark.time(warmup: 1, repeats: repeats) {
+            let together = OpBenchmark.median(try rig.time(warmup: 1, repeats: repeats) {
                 _ = try StreamPipeline.img2img(jobs)
             })
             for (mode, ms) in [("one call per client", apart), ("one call for all", together)] {
@@ -204,7 +204,7 @@ struct StreamBenchCommand: ParsableCommand {
                 ("VAE decode", { _ = try decode(latents) }),
             ]
             for (name, body) in stages {
-                let ms = OpBenchmark.median(try OpBenchmark.time(warmup: 1, repeats: repeats, body))
+                let ms = OpBenchmark.median(try rig.time(warmup: 1, repeats: repeats, body))
                 rows.append(Row(table: "breakdown", mode: name, size: small, steps: 1, cfg: "none", msPerFrame: ms,
                                 fps: 1000 / ms, unetRowsPerFrame: name.hasPrefix("UNet") ? 1 : 0))
                 if !json { print(pad(name, 32) + pad(format(ms, 1) + " ms", 14, right: true)) }

@@ -38,6 +38,11 @@ struct StreamBenchRig {
                               summary: m.folder.root.lastPathComponent, repeats: repeats)
     }
 
+    /// OpBenchmark.time, waiting for the backend after each call (a GPU backend runs asynchronously).
+    func time(warmup: Int, repeats: Int, _ body: () throws -> Void) throws -> [Double] {
+        try OpBenchmark.time(warmup: warmup, repeats: repeats) { try body(); try backend.synchronize() }
+    }
+
     /// The model's native picture size (8 × the UNet's sample_size).
     var nativeSize: Int { (unet.config.sampleSize ?? 64) * 8 }
 
@@ -56,10 +61,9 @@ struct StreamBenchRig {
         p.guidanceScale = cfg == .none ? 1 : 1.4
         let stream = try stream(p)
         let frame = try OpBenchmark.random(backend, [1, size, size, 3])
-        // A GPU backend runs asynchronously: each timed call waits for its frame.
-        let call = { _ = try img2img ? stream.img2img(frame) : stream.txt2img(); try backend.synchronize() }
+        let call = { _ = try img2img ? stream.img2img(frame) : stream.txt2img() }
         for _ in 0..<(batch ? indices.count : 1) { try call() }   // fill the stream
-        return OpBenchmark.median(try OpBenchmark.time(warmup: 0, repeats: repeats, call))
+        return OpBenchmark.median(try time(warmup: 0, repeats: repeats, call))
     }
 
     /// UNet rows one frame costs: full CFG doubles them, initialize adds one.
