@@ -5,13 +5,15 @@ import Foundation
 enum Shader: String, CaseIterable, Sendable {
     case unary, binary, geglu, softmax, norm, attention, matmul, conv2d, convWeight = "conv_weight", resize
     case copyColumns = "copy_columns"
+    /// fp16 weight storage: the packing pass and the products that read packed weights.
+    case packHalf = "pack_half", matmulHalf = "matmul_half", conv2dHalf = "conv2d_half"
 
     var bindings: Int {
         switch self {
-        case .unary, .geglu, .softmax, .convWeight, .resize, .copyColumns: return 2
+        case .unary, .geglu, .softmax, .convWeight, .resize, .copyColumns, .packHalf: return 2
         case .binary: return 3
         case .attention: return 4
-        case .norm, .matmul, .conv2d: return 5
+        case .norm, .matmul, .conv2d, .matmulHalf, .conv2dHalf: return 5
         }
     }
 
@@ -19,7 +21,7 @@ enum Shader: String, CaseIterable, Sendable {
     /// the reductions: 64 floats).
     var sharedBytes: Int {
         switch self {
-        case .matmul, .conv2d: return 2 * 8 * 32 * 4
+        case .matmul, .conv2d, .matmulHalf, .conv2dHalf: return 2 * 8 * 32 * 4
         case .softmax, .norm: return 64 * 4
         default: return 0
         }

@@ -22,26 +22,43 @@ extension VulkanBackend {
 
     // MARK: weights
 
+    /// `weight` as the products read it: as is (fp32), or packed into fp16 pairs.
+    func deviceWeight(_ weight: Tensor, _ op: String) throws -> DeviceWeight {
+        let source = try bound(weight, op)
+        guard let storage = weight.storage as? VulkanBuffer else {
+            throw TensorError.invalidArgument(op: op, message: "tensor \(weight.shape) was not made by this Vulkan backend")
+        }
+        guard weightStorage == .float16 else { return DeviceWeight(storage: storage, offset: source.offset, half: false) }
+        let words = (weight.count + 1) / 2
+        let packed = try captureState.map { try $0.arena.buffer(byteCount: max(words, 1) * 4) } ?? pool.buffer(byteCount: max(words, 1) * 4)
+        var push = Push()
+        try push.add(weight.count, op: op)
+        push.add(source.offset, 0)
+        try stream.dispatch(.packHalf, [source.buffer, bound(packed)], push: push.words, groups: elementwiseGroups(words))
+        return DeviceWeight(storage: packed, offset: 0, half: true)
+    }
+
     public func prepareConv2d(weight: Tensor, bias: Tensor?, geometry: Conv2dGeometry) throws -> any Conv2dWeights {
         let spec = try OpShapes.conv2dWeights(weight, bias, geometry)
         return try lock.withLock {
             let w = try bound(weight, "prepareConv2d")
             if let bias { _ = try bound(bias, "prepareConv2d bias") }
-            let packed = try output([spec.kernelH, spec.kernelW, spec.inChannels, spec.outChannels], "prepareConv2d")
-            let p = try bound(packed, "prepareConv2d")
+            let permuted = try output([spec.kernelH, spec.kernelW, spec.inChannels, spec.outChannels], "prepareConv2d")
+            let p = try bound(permuted, "prepareConv2d")
             var push = Push()
             try push.add(weight.count, spec.outChannels, spec.inChannels, spec.kernelH, spec.kernelW, op: "prepareConv2d")
             push.add(w.offset, p.offset)
             try stream.dispatch(.convWeight, [w.buffer, p.buffer], push: push.words, groups: elementwiseGroups(weight.count))
-            return VulkanConv2dWeights(spec: spec, weight: packed, bias: bias)
+            return VulkanConv2dWeights(spec: spec, weight: try deviceWeight(permuted, "prepareConv2d"), bias: bias)
         }
     }
 
     public func prepareLinear(weight: Tensor, bias: Tensor?) throws -> any LinearWeights {
-        _ = try OpShapes.linearWeights(weight, bias)
-        _ = try bound(weight, "prepareLinear")
-        if let bias { _ = try bound(bias, "prepareLinear bias") }
-        return VulkanLinearWeights(weight: weight, bias: bias)
+        let (out, inFeatures) = try OpShapes.linearWeights(weight, bias)
+        return try lock.withLock {
+            if let bias { _ = try bound(bias, "prepareLinear bias") }
+            return VulkanLinearWeights(weight: try deviceWeight(weight, "prepareLinear"), bias: bias, inFeatures: inFeatures, outFeatures: out)
+        }
     }
 
     // MARK: convolution and products
@@ -53,7 +70,8 @@ extension VulkanBackend {
         return try lock.withLock {
             let y = try output(shape, "conv2d")
             guard y.count > 0 else { return y }
-            let (xb, wb, yb) = (try bound(x, "conv2d"), try bound(w.weight, "conv2d"), try bound(y, "conv2d"))
+            let (xb, yb) = (try bound(x, "conv2d"), try bound(y, "conv2d"))
+            let wb = (buffer: bound(w.weight.storage), offset: w.weight.offset)
             let bb = try w.bias.map { try bound($0, "conv2d bias") } ?? xb
             let ab = try addend.map { try bound($0, "conv2d addend") } ?? xb
             let s = w.spec, g = s.geometry
@@ -63,26 +81,30 @@ extension VulkanBackend {
                          g.strideH, g.strideW, g.padTop, g.padLeft, op: "conv2d")
             push.add(xb.offset, wb.offset, yb.offset, bb.offset, ab.offset)
             push.add(w.bias == nil ? 0 : 1, addend == nil ? 0 : (addend?.shape == shape ? 2 : 1), fusedReLU ? 1 : 0)
-            try stream.dispatch(.conv2d, [xb.buffer, wb.buffer, yb.buffer, bb.buffer, ab.buffer], push: push.words,
+            try stream.dispatch(w.weight.half ? .conv2dHalf : .conv2d, [xb.buffer, wb.buffer, yb.buffer, bb.buffer, ab.buffer], push: push.words,
                                 groups: ((s.outChannels + 31) / 32, (m + 31) / 32, 1))
             return y
         }
     }
 
     /// C = A · B (+ bias) (+ residual) through matmul.comp.
-    private func gemm(_ op: String, a: Tensor, b: Tensor, out: [Int], batch: Int, m: Int, n: Int, k: Int,
+    private func gemm(_ op: String, a: Tensor, b: Tensor?, weight: DeviceWeight? = nil, out: [Int], batch: Int, m: Int, n: Int, k: Int,
                       transposeB: Bool, sharedB: Bool, bias: Tensor?, residual: Tensor?) throws -> Tensor {
         try lock.withLock {
             let y = try output(out, op)
             guard y.count > 0 else { return y }
-            let (ab, bb, yb) = (try bound(a, op), try bound(b, op), try bound(y, op))
+            let (ab, yb) = (try bound(a, op), try bound(y, op))
+            let bb: (buffer: VkBuffer, offset: UInt32)
+            if let weight { bb = (bound(weight.storage), weight.offset) } else if let b { bb = try bound(b, op) } else {
+                throw TensorError.invalidArgument(op: op, message: "no B operand")
+            }
             let biasB = try bias.map { try bound($0, op) } ?? ab
             let resB = try residual.map { try bound($0, op) } ?? ab
             var push = Push()
             try push.add(batch, m, n, k, op: op)
             push.add(ab.offset, bb.offset, yb.offset, biasB.offset, resB.offset)
             push.add(transposeB ? 1 : 0, sharedB ? 1 : 0, bias == nil ? 0 : 1, residual == nil ? 0 : 1)
-            try stream.dispatch(.matmul, [ab.buffer, bb.buffer, yb.buffer, biasB.buffer, resB.buffer], push: push.words,
+            try stream.dispatch(weight?.half == true ? .matmulHalf : .matmul, [ab.buffer, bb.buffer, yb.buffer, biasB.buffer, resB.buffer], push: push.words,
                                 groups: ((n + 31) / 32, (m + 31) / 32, batch))
             return y
         }
@@ -93,7 +115,7 @@ extension VulkanBackend {
         try VulkanBackend.requireFloat32(outputDType, "linear")
         let shape = try OpShapes.linear(x, w, residual: residual)
         let rows = x.count / max(1, w.inFeatures)
-        return try gemm("linear", a: x, b: w.weight, out: shape, batch: 1, m: rows, n: w.outFeatures, k: w.inFeatures,
+        return try gemm("linear", a: x, b: nil, weight: w.weight, out: shape, batch: 1, m: rows, n: w.outFeatures, k: w.inFeatures,
                         transposeB: true, sharedB: true, bias: w.bias, residual: residual)
     }
 

@@ -11,6 +11,16 @@ import Tensors
 /// (`floats`); tensors live in device buffers from a pool; weights are uploaded once. Computes in
 /// fp32 (bf16 needs no device support as storage, but this backend does not implement it yet).
 public final class VulkanBackend: Backend, @unchecked Sendable {
+    /// How prepared convolution and linear weights are stored on the device.
+    public enum WeightStorage: String, Sendable, CaseIterable {
+        /// As given: results match the CPU backend to fp32 rounding.
+        case float32
+        /// Rounded to fp16 (nearest, ties to even) and unpacked in the shaders: half the memory and
+        /// bandwidth; lossless for models distributed in fp16 (sd-turbo, most checkpoints). Needs
+        /// no device feature.
+        case float16
+    }
+
     public struct Options: Sendable {
         /// The device's index in `VulkanBackend.devices()`; nil picks the preferred one (discrete,
         /// integrated, virtual GPU, then a CPU implementation when `allowCPU`).
@@ -21,14 +31,18 @@ public final class VulkanBackend: Backend, @unchecked Sendable {
         public var validation: Bool
         /// Idle device memory above this is freed rather than kept for reuse.
         public var idleLimitBytes: Int
+        public var weightStorage: WeightStorage
 
-        public init(deviceIndex: Int? = nil, allowCPU: Bool = true, validation: Bool = false, idleLimitBytes: Int = 4 << 30) {
+        public init(deviceIndex: Int? = nil, allowCPU: Bool = true, validation: Bool = false, idleLimitBytes: Int = 4 << 30,
+                    weightStorage: WeightStorage = .float32) {
             (self.deviceIndex, self.allowCPU, self.validation, self.idleLimitBytes) = (deviceIndex, allowCPU, validation, idleLimitBytes)
+            self.weightStorage = weightStorage
         }
     }
 
     public let computeDType: DType = .float32
     public let device: VulkanDeviceInfo
+    public let weightStorage: WeightStorage
     let instance: VulkanInstance
     let vulkan: VulkanDevice
     let pool: DeviceBufferPool
@@ -43,6 +57,7 @@ public final class VulkanBackend: Backend, @unchecked Sendable {
         instance = try VulkanInstance(validation: options.validation)
         vulkan = try VulkanDevice(instance: instance, index: options.deviceIndex, allowCPU: options.allowCPU)
         device = vulkan.info
+        weightStorage = options.weightStorage
         pool = DeviceBufferPool(device: vulkan, staging: false, idleLimitBytes: options.idleLimitBytes)
         stagingPool = DeviceBufferPool(device: vulkan, staging: true, idleLimitBytes: 256 << 20)
         library = try PipelineLibrary(device: vulkan)
@@ -78,7 +93,8 @@ public final class VulkanBackend: Backend, @unchecked Sendable {
     }
 
     public var description: String {
-        "Vulkan (\(device.name), \(device.kind.rawValue), Vulkan \(device.apiVersion), subgroup \(device.subgroupSize), \(computeDType) compute)"
+        "Vulkan (\(device.name), \(device.kind.rawValue), Vulkan \(device.apiVersion), subgroup \(device.subgroupSize), \(computeDType) compute"
+            + (weightStorage == .float16 ? ", fp16 weights)" : ")")
     }
 
     /// Submits recorded work and waits for it (the host reads results through `floats`, which does
@@ -117,9 +133,14 @@ public final class VulkanBackend: Backend, @unchecked Sendable {
         guard t.byteOffset % 4 == 0, t.byteOffset + t.byteCount <= storage.byteCount else {
             throw TensorError.invalidArgument(op: op, message: "tensor \(t.shape) at byte \(t.byteOffset) is misaligned or outside its buffer")
         }
-        // A capture's replays read tensors made before it: keep them alive as long as the replay.
+        return (bound(storage), UInt32(t.byteOffset / 4))
+    }
+
+    /// A buffer about to be bound. A capture's replays read buffers made before it: they are kept
+    /// alive as long as the replay.
+    func bound(_ storage: VulkanBuffer) -> VkBuffer {
         if let captureState, storage.arena !== captureState.arena { captureState.retain(storage) }
-        return (storage.raw.buffer, UInt32(t.byteOffset / 4))
+        return storage.raw.buffer
     }
 
     static func requireFloat32(_ dtype: DType, _ op: String) throws {

@@ -1,22 +1,31 @@
 import Tensors
 
+/// A weight matrix on the device: fp32 elements, or fp16 pairs packed in 32-bit words
+/// (`VulkanBackend.WeightStorage.float16`), starting at element `offset`.
+struct DeviceWeight {
+    let storage: VulkanBuffer
+    let offset: UInt32
+    let half: Bool
+}
+
 /// A convolution's weight in [KH, KW, CI, CO] order (the B matrix of conv2d.comp) and its bias,
 /// both on the device, converted once at load.
 final class VulkanConv2dWeights: Conv2dWeights, @unchecked Sendable {
     let spec: Conv2dSpec
-    let weight: Tensor
+    let weight: DeviceWeight
     let bias: Tensor?
-    init(spec: Conv2dSpec, weight: Tensor, bias: Tensor?) { (self.spec, self.weight, self.bias) = (spec, weight, bias) }
+    init(spec: Conv2dSpec, weight: DeviceWeight, bias: Tensor?) { (self.spec, self.weight, self.bias) = (spec, weight, bias) }
 }
 
 /// A linear layer's PyTorch [out, in] weight (used as B transposed) and bias, on the device.
 final class VulkanLinearWeights: LinearWeights, @unchecked Sendable {
-    let weight: Tensor
+    let weight: DeviceWeight
     let bias: Tensor?
-    var inFeatures: Int { weight.shape[1] }
-    var outFeatures: Int { weight.shape[0] }
+    let inFeatures: Int, outFeatures: Int
     var hasBias: Bool { bias != nil }
-    init(weight: Tensor, bias: Tensor?) { (self.weight, self.bias) = (weight, bias) }
+    init(weight: DeviceWeight, bias: Tensor?, inFeatures: Int, outFeatures: Int) {
+        (self.weight, self.bias, self.inFeatures, self.outFeatures) = (weight, bias, inFeatures, outFeatures)
+    }
 }
 
 /// Activation codes shared with activation.glsl's `activate`.
