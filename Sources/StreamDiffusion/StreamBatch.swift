@@ -52,6 +52,12 @@ public final class StreamBatch {
     /// The prompt rows of every UNet call, with their cross-attention keys and values (computed
     /// once per prompt in `setPrompt`).
     var context: CrossAttentionContext?
+    /// The UNet call recorded for replay on a `RecordingBackend` (StreamBatch+Replay.swift).
+    var recordedUNet: RecordedUNetCall?
+    /// Set false to run the UNet op by op even on a recording backend.
+    public var recordingEnabled = true {
+        didSet { if !recordingEnabled { recordedUNet = nil } }
+    }
     var initNoise: Tensor
     var stockNoise: Tensor
     var buffer: Tensor?
@@ -108,6 +114,7 @@ public final class StreamBatch {
             parts = Array(repeating: try predictor.crossAttention(negative), count: cfg == .full ? rows : frames) + parts
         }
         context = try CrossAttentionContext.stacked(parts, on: backend)
+        recordedUNet = nil
     }
 
     /// The newest frame(s) entering the stream at step 0: alpha₀·z + beta₀·initNoise[0..<F].
@@ -128,7 +135,7 @@ public final class StreamBatch {
         guard let context else { throw StreamError.notPrepared }
         if !denoisingBatch { return try sequential(xT, context: context, freshNoise: freshNoise) }
         let step = try begin(xT, context: context)
-        return try finish(step, prediction: predictor(step.input, timesteps: step.timesteps, context: step.context))
+        return try finish(step, prediction: predict(step))
     }
 
     /// Several stream-batch calls in one UNet call: the rows of every stream are stacked, predicted

@@ -79,3 +79,12 @@ extension VulkanBackend {
         }
     }
 }
+
+extension VulkanReplay: RecordedWork {}
+
+extension VulkanBackend: RecordingBackend {
+    public func record<T>(_ body: () throws -> T) throws -> (work: any RecordedWork, result: T) {
+        let (replay, result) = try capture(body)
+        return (replay, result)
+    }
+}

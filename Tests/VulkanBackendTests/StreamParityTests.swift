@@ -67,4 +67,38 @@ import Tensors
             expectClose(try vk.floats(onVulkan.txt2img()), try cpu.floats(onCPU.txt2img()), relative: 1e-4, "txt2img cfg \(cfg)")
         }
     }
+
+    /// The stream's UNet call recorded once and replayed (the default on Vulkan) gives exactly what
+    /// running it op by op gives, frame after frame and across a prompt change.
+    @Test(arguments: [CFGType.`self`, CFGType.full])
+    func replayedUNetCallsEqualEagerOnes(cfg: CFGType) throws {
+        try withVulkan { vk in
+            let root = VulkanModelParityTests.root
+            let unet = try UNet2DConditionModel(
+                WeightScope(source: SafeTensorsFile(url: root.appendingPathComponent("tiny-sd15/unet/diffusion_pytorch_model.safetensors")), backend: vk),
+                config: ConfigFile.load(UNetConfig.self, from: root.appendingPathComponent("tiny-sd15/unet/config.json")))
+            let scheduler = try LCMScheduler(contentsOf: root.appendingPathComponent("tiny-sd15/scheduler/scheduler_config.json"))
+            let schedule = try StreamSchedule(scheduler: scheduler, timesteps: [999, 659, 259])
+            let reference = try SafeTensorsFile(url: root.appendingPathComponent("activations/tiny-sd15-unet.safetensors"))
+            let contexts = try reference.tensor("encoder_hidden_states", on: vk)
+            var rng = SeededRandom(seed: 41)
+            let noise = try vk.tensor(rng.floats(3 * 8 * 8 * 4), shape: [3, 8, 8, 4])
+            let streams = try (0..<2).map { _ in
+                try StreamBatch(predictor: unet, schedule: schedule, cfg: cfg, guidanceScale: 1.5, initNoise: noise, backend: vk)
+            }
+            streams[1].recordingEnabled = false
+            #expect(streams[0].replaysUNet && !streams[1].replaysUNet)
+            for stream in streams { try stream.setPrompt(positive: contexts.slice(batch: 0..<1), negative: contexts.slice(batch: 1..<2)) }
+            let frames = try (0..<5).map { _ in try vk.tensor(rng.floats(8 * 8 * 4), shape: [1, 8, 8, 4]) }
+            for (k, frame) in frames.enumerated() {
+                if k == 3 {   // a new prompt: recorded again
+                    for stream in streams { try stream.setPrompt(positive: contexts.slice(batch: 1..<2), negative: contexts.slice(batch: 0..<1)) }
+                }
+                let replayed = try vk.floats(streams[0](frame)), eager = try vk.floats(streams[1](frame))
+                #expect(replayed == eager, "frame \(k) cfg \(cfg)")
+            }
+            #expect(streams[0].replayedUNetCalls == 1, "frames 3 and 4: one recording, one replay")
+            #expect(streams[1].replayedUNetCalls == 0)
+        }
+    }
 }
