@@ -120,8 +120,17 @@ public final class VulkanBackend: Backend, @unchecked Sendable {
         guard let count = Tensor.checkedCount(of: shape), count <= Int(UInt32.max) else {
             throw TensorError.invalidArgument(op: op, message: "shape \(shape) is too large for 32-bit shader indices")
         }
-        let storage = try captureState.map { try $0.arena.buffer(byteCount: count * 4) } ?? pool.buffer(byteCount: count * 4)
-        return Tensor(shape: shape, dtype: .float32, storage: storage)
+        let allocate = { [pool, captureState] in
+            try captureState.map { try $0.arena.buffer(byteCount: count * 4) } ?? pool.buffer(byteCount: count * 4)
+        }
+        do {
+            return Tensor(shape: shape, dtype: .float32, storage: try allocate())
+        } catch let error as VulkanError where error.isOutOfMemory && captureState == nil {
+            // Device memory full: run what is recorded, free every idle buffer and try once more.
+            try stream.flush()
+            pool.drain()
+            return Tensor(shape: shape, dtype: .float32, storage: try allocate())
+        }
     }
 
     /// The device buffer of a tensor made by this backend, and its first element's index.

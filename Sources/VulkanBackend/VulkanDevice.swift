@@ -134,8 +134,7 @@ final class VulkanDevice: @unchecked Sendable {
         let result = functions.allocateMemory(handle, &allocate, nil, &memory)
         guard result == VK_SUCCESS, let memory else {
             functions.destroyBuffer(handle, buffer, nil)
-            if result == VK_ERROR_OUT_OF_DEVICE_MEMORY || result == VK_ERROR_OUT_OF_HOST_MEMORY { throw VulkanError.call("vkAllocateMemory (\(capacity) bytes)", result: result.rawValue) }
-            throw VulkanError.call("vkAllocateMemory", result: result.rawValue)
+            throw VulkanError.call("vkAllocateMemory (\(capacity) bytes)", result: result.rawValue)
         }
         do {
             try check(functions.bindBufferMemory(handle, buffer, memory, 0), "vkBindBufferMemory")

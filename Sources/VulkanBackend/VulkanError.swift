@@ -41,6 +41,12 @@ public enum VulkanError: Error, Equatable, CustomStringConvertible {
         }
     }
 
+    /// An allocation failed for lack of device or host memory.
+    var isOutOfMemory: Bool {
+        if case let .call(_, result) = self { return result == VK_ERROR_OUT_OF_DEVICE_MEMORY.rawValue || result == VK_ERROR_OUT_OF_HOST_MEMORY.rawValue }
+        return false
+    }
+
     static func resultName(_ code: Int32) -> String {
         switch code {
         case -1: return "VK_ERROR_OUT_OF_HOST_MEMORY"
