@@ -65,7 +65,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "streamdiffusion",
-            dependencies: ["Tensors", "ModelFiles", "Models", "StreamDiffusion", "Media", "LiveServer",
+            dependencies: ["Tensors", "ModelFiles", "Models", "StreamDiffusion", "Media", "LiveServer", "DemoEvaluation",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         // Load client for `serve`: concurrent synthetic camera clients, latency and drop report (tools/soak).
