@@ -15,7 +15,7 @@ struct BenchCommand: ParsableCommand {
         abstract: "Benchmarks on this machine, optionally side by side with PyTorch.",
         subcommands: [AllBenchCommand.self, OpsBenchCommand.self, ModelsBenchCommand.self, StreamBenchCommand.self,
                       ComponentsBenchCommand.self, ThroughputBenchCommand.self,
-                      ScalingBenchCommand.self, GuidanceBenchCommand.self],
+                      ScalingBenchCommand.self, GuidanceBenchCommand.self, SSFBenchCommand.self],
         defaultSubcommand: AllBenchCommand.self
     )
 }
