@@ -48,7 +48,7 @@ struct GuidanceBenchCommand: ParsableCommand {
     var img2imgTIndexList: [String] = ["32,45", "16,32,45"]
 
     @Option(help: "delta: scale of the virtual negative noise of self and initialize.")
-    var delta: Float = 1
+    var delta = 1.0
 
     @Option(help: "Negative prompt (full and initialize; the official default is empty).")
     var negativePrompt = ""
@@ -80,7 +80,7 @@ struct GuidanceBenchCommand: ParsableCommand {
 
     func run() throws {
         let cfgs = try BenchList.parse(cfgTypes, option: "--cfg-types", CFGType.init(rawValue:), valid: "none, self, initialize, full")
-        let scales = try BenchList.parse(guidanceScales, option: "--guidance-scales", Float.init, valid: "numbers 0...20") {
+        let scales = try BenchList.parse(guidanceScales, option: "--guidance-scales", Double.init, valid: "numbers 0...20") {
             $0.isFinite && (0...20).contains($0)
         }
         let modeList = try BenchList.parse(modes, option: "--modes", { ["txt2img", "img2img"].contains($0) ? $0 : nil },
@@ -96,11 +96,12 @@ struct GuidanceBenchCommand: ParsableCommand {
         }
         guard !settings.isEmpty else { throw ValidationError("no t-index list given for \(modeList.joined(separator: ", "))") }
         guard (1...100).contains(seeds) else { throw ValidationError("--seeds must be 1...100 (got \(seeds))") }
+        guard delta.isFinite, (0...10).contains(delta) else { throw ValidationError("--delta must be 0...10 (got \(delta))") }
         guard (1...DemoCase.grid.count).contains(prompts) else { throw ValidationError("--prompts must be 1...\(DemoCase.grid.count)") }
         let loaded = try models.load(log: json ? { _ in } : { print($0) })
         let seedList = (1...seeds).map(UInt64.init)
         var report = Report(model: loaded.name, backend: "\(loaded.backend)", size: loaded.size, seeds: seedList, prompts: prompts,
-                            delta: Double(delta), negativePrompt: negativePrompt)
+                            delta: delta, negativePrompt: negativePrompt)
         if !json {
             print("guidance at \(loaded.size)², \(prompts) prompts × \(seeds) seeds, delta \(delta), negative prompt \"\(negativePrompt)\"")
             print(pad("mode", 9) + pad("t-index", 12) + pad("cfg", 12) + pad("guidance", 10, right: true) + pad("score", 8, right: true)
@@ -108,7 +109,7 @@ struct GuidanceBenchCommand: ParsableCommand {
         }
         for (mode, indices) in settings {
             for cfg in cfgs {
-                for g in cfg == .none ? [Float(1)] : scales {
+                for g in cfg == .none ? [1.0] : scales {
                     let row = try measure(loaded, mode: mode, indices: indices, cfg: cfg, guidance: g, seeds: seedList)
                     report.rows.append(row)
                     if !json {
@@ -124,7 +125,7 @@ struct GuidanceBenchCommand: ParsableCommand {
     }
 
     /// Every grid prompt (up to `prompts`) × every seed at one setting.
-    func measure(_ m: DemoBenchModelOptions.Loaded, mode: String, indices: [Int], cfg: CFGType, guidance: Float,
+    func measure(_ m: DemoBenchModelOptions.Loaded, mode: String, indices: [Int], cfg: CFGType, guidance: Double,
                  seeds: [UInt64]) throws -> Row {
         var score = DemoScore(), diversities: [Double] = []
         let start = ProcessClock.wallSeconds()
@@ -133,7 +134,7 @@ struct GuidanceBenchCommand: ParsableCommand {
             for seed in seeds {
                 var p = StreamParameters()
                 (p.width, p.height, p.seed, p.tIndexList) = (m.size, m.size, seed, indices)
-                (p.cfgType, p.guidanceScale, p.delta) = (cfg, guidance, delta)
+                (p.cfgType, p.guidanceScale, p.delta) = (cfg, Float(guidance), Float(delta))
                 let picture = try generate(m, p, case: c, img2img: mode == "img2img")
                 score.judge(picture, c, label: "\(c) seed \(seed)")
                 pictures.append(picture)
@@ -141,7 +142,7 @@ struct GuidanceBenchCommand: ParsableCommand {
             if let d = try PictureDistance.meanPairwise(pictures) { diversities.append(d) }
         }
         let n = Double(max(1, score.total))
-        return Row(mode: mode, tIndexList: indices, cfg: cfg.rawValue, guidance: Double(guidance), guidanceActive: cfg != .none && guidance > 1,
+        return Row(mode: mode, tIndexList: indices, cfg: cfg.rawValue, guidance: guidance, guidanceActive: cfg != .none && guidance > 1,
                    pictures: score.total, right: score.all, score: score.passRate, backgroundRight: Double(score.background) / n,
                    colourRight: Double(score.colour) / n, shapeRight: Double(score.shape) / n,
                    diversity: diversities.isEmpty ? 0 : diversities.reduce(0, +) / Double(diversities.count),

@@ -16,9 +16,10 @@ struct SSFBenchCommand: ParsableCommand {
         bundled demo model, once with the filter off and once per threshold, for every seed (the \
         seed drives the filter's random draws and the stream's noise). skip rate = skipped / input \
         frames; CPU = process CPU time over every thread per input frame (the energy proxy; it \
-        includes the filter's own work on skipped frames); stutter = the longest run of consecutive \
-        skipped frames, each repeating the previous output (a run of k keeps one picture on screen \
-        for k + 1 frame times), the worst over seeds.
+        includes the filter's own work on skipped frames), the least over --repeats runs of the \
+        same seed (their decisions are identical), then the mean over seeds; stutter = the longest \
+        run of consecutive skipped frames, each repeating the previous output (a run of k keeps one \
+        picture on screen for k + 1 frame times), the worst over seeds.
         """
     )
 
@@ -35,6 +36,9 @@ struct SSFBenchCommand: ParsableCommand {
 
     @Option(help: "Seeds (1…N): each clip and threshold runs once per seed.")
     var seeds = 3
+
+    @Option(help: "Runs of each clip, setting and seed; the one with the least CPU time counts (the rest is other processes' noise).")
+    var repeats = 2
 
     @Option(help: "similar_image_filter_max_skip_frame (the official default: 10).")
     var maxSkipFrames = 10
@@ -56,6 +60,7 @@ struct SSFBenchCommand: ParsableCommand {
 
     struct Row: Codable {
         let clip: String
+        let filterOn: Bool
         /// nil: the filter off.
         let threshold: Double?
         let frames: Int, skipped: Int, skipRate: Double
@@ -67,11 +72,11 @@ struct SSFBenchCommand: ParsableCommand {
 
     struct Report: Codable {
         var benchmark = "ssf"
-        let model: String, backend: String, size: Int, seeds: [UInt64], maxSkipFrames: Int
+        let model: String, backend: String, size: Int, seeds: [UInt64], repeats: Int, maxSkipFrames: Int
         let tIndexList: [Int], cfg: String, guidance: Double, prompt: String
         let panPixelsPerFrame: [String: Int]
         var stutterDefinition = "longest run of consecutive skipped input frames (each repeats the previous output); worst over seeds"
-        var cpuDefinition = "process CPU time over every thread per input frame, mean over seeds"
+        var cpuDefinition = "process CPU time over every thread per input frame: the least of the repeats, mean over seeds"
         var rows: [Row] = []
     }
 
@@ -86,9 +91,10 @@ struct SSFBenchCommand: ParsableCommand {
         guard (2...10_000).contains(frames) else { throw ValidationError("--frames must be 2...10000 (got \(frames))") }
         guard (1...100).contains(seeds) else { throw ValidationError("--seeds must be 1...100 (got \(seeds))") }
         guard maxSkipFrames >= 0 else { throw ValidationError("--max-skip-frames must be ≥ 0") }
+        guard (1...20).contains(repeats) else { throw ValidationError("--repeats must be 1...20 (got \(repeats))") }
         let m = try models.load(log: json ? { _ in } : { print($0) })
         let seedList = (1...seeds).map(UInt64.init)
-        var report = Report(model: m.name, backend: "\(m.backend)", size: m.size, seeds: seedList, maxSkipFrames: maxSkipFrames,
+        var report = Report(model: m.name, backend: "\(m.backend)", size: m.size, seeds: seedList, repeats: repeats, maxSkipFrames: maxSkipFrames,
                             tIndexList: indices, cfg: cfg.rawValue, guidance: Double(guidanceScale), prompt: prompt,
                             panPixelsPerFrame: Dictionary(uniqueKeysWithValues: kinds.map { ($0.argument, $0.panPixels(size: m.size)) }))
         if !json {
@@ -105,9 +111,13 @@ struct SSFBenchCommand: ParsableCommand {
                     (p.width, p.height, p.tIndexList, p.seed) = (m.size, m.size, indices, seed)
                     (p.cfgType, p.guidanceScale) = (cfg, guidanceScale)
                     (p.enableSimilarImageFilter, p.similarImageFilterThreshold, p.similarImageFilterMaxSkipFrame) = (eta != nil, eta ?? 1, maxSkipFrames)
-                    let stream = try StreamPipeline(model: m.model, scheduler: m.scheduler, parameters: p, backend: m.backend)
-                    try stream.prepare(prompt: prompt)
-                    runs.append(try SimilarityClip(kind: kind, size: m.size).measure(stream, frames: frames))
+                    // Same seed, same decisions: only the CPU time differs between repeats.
+                    let repeated = try (0..<repeats).map { _ in
+                        let stream = try StreamPipeline(model: m.model, scheduler: m.scheduler, parameters: p, backend: m.backend)
+                        try stream.prepare(prompt: prompt)
+                        return try SimilarityClip(kind: kind, size: m.size).measure(stream, frames: frames)
+                    }
+                    if let best = repeated.min(by: { $0.cpuMsPerFrame < $1.cpuMsPerFrame }) { runs.append(best) }
                 }
                 let row = Self.summarise(runs, clip: kind.argument, threshold: eta, baseline: baseline)
                 baseline = baseline ?? row.cpuMsPerFrame
@@ -128,7 +138,7 @@ struct SSFBenchCommand: ParsableCommand {
         let frames = runs.reduce(0) { $0 + $1.skips.count }, skipped = runs.reduce(0) { $0 + $1.skipped }
         let cpu = runs.reduce(0) { $0 + $1.cpuMsPerFrame } / count
         let stutters = runs.map { longestRun($0.skips) }
-        return Row(clip: clip, threshold: threshold, frames: frames, skipped: skipped, skipRate: Double(skipped) / Double(max(1, frames)),
+        return Row(clip: clip, filterOn: threshold != nil, threshold: threshold, frames: frames, skipped: skipped, skipRate: Double(skipped) / Double(max(1, frames)),
                    cpuMsPerFrame: cpu, wallMsPerFrame: runs.reduce(0) { $0 + $1.wallMsPerFrame } / count,
                    cpuSaving: (baseline ?? cpu) / cpu, stutter: stutters.max() ?? 0,
                    stutterMean: Double(stutters.reduce(0, +)) / count)

@@ -84,12 +84,13 @@ struct FindingsPiecesTests {
 
     /// Without --model the bundled demo model is used, found from the working directory.
     @Test func ssfReportsEveryClipAndThreshold() throws {
-        let report = try json(["bench", "ssf", "--clips", "static,fast-pan", "--thresholds", "0.98", "--frames", "8", "--seeds", "1",
+        let report = try json(["bench", "ssf", "--clips", "static,fast-pan", "--thresholds", "0.98", "--frames", "8", "--seeds", "1", "--repeats", "1",
                                "--json"], in: CLITests.root)
         #expect(report["model"] as? String == "demo")
         let rows = try rows(report)
         #expect(rows.map { $0["clip"] as? String } == ["static", "static", "fast-pan", "fast-pan"])
         #expect(rows.map { $0["threshold"] as? Double } == [nil, 0.98, nil, 0.98])
+        #expect(rows.map { $0["filterOn"] as? Bool } == [false, true, false, true])
         for row in rows {
             #expect(row["frames"] as? Int == 8)
             #expect(try #require(row["cpuMsPerFrame"] as? Double) > 0)
