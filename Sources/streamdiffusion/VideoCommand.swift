@@ -26,7 +26,7 @@ struct VideoCommand: ParsableCommand {
     @Option(help: "Output video (.mp4, .mov, .mkv or .webm).")
     var output: String
 
-    @Option(help: "Similarity filter threshold η (enables the filter).")
+    @Option(help: "Similarity filter threshold η (enables the filter; 0.99 is recommended, see docs/FINDINGS.md: the official 0.98 judders slow pans).")
     var similarFilterThreshold: Double?
 
     @Option(help: "Force a real frame after this many skips.")
