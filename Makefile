@@ -18,7 +18,7 @@ apt_install = missing=""; for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || missi
 		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
 	fi
 
-.PHONY: setup shaders demo serve test test-slurm build release fixtures demo-model python-tools bench-all bench-ops bench-ops-peer bench-models-peer bench-stream bench-stream-peer fuzz clean
+.PHONY: setup shaders demo serve test test-slurm build release fixtures findings demo-model python-tools bench-all bench-ops bench-ops-peer bench-models-peer bench-stream bench-stream-peer fuzz clean
 
 ## setup: install the system packages the build needs (only those missing)
 setup:
@@ -75,6 +75,13 @@ fixtures: python-tools
 	$(PYTHON) tools/make_scheduler_fixtures.py
 	$(PYTHON) tools/make_image_fixtures.py
 	$(PYTHON) tools/make_demo_fixtures.py
+
+## findings: the paper's open questions (docs/FINDINGS.md): bench scaling, guidance, ssf as JSON + charts (~10 min on 2 cores)
+findings: release python-tools
+	$(RELEASE_BIN) bench scaling --repeats 5 --json > docs/charts/findings-scaling.json
+	$(RELEASE_BIN) bench guidance --json > docs/charts/findings-guidance.json
+	$(RELEASE_BIN) bench ssf --threads 1 --json > docs/charts/findings-ssf.json
+	$(PYTHON) tools/plot_findings.py docs/charts
 
 ## demo-model: retrain the bundled demo model into Models/demo (about 90 min on 2 cores; resumable)
 demo-model: python-tools

@@ -51,6 +51,9 @@ let package = Package(
         .target(name: "CPNGShim", dependencies: ["CPNG"], linkerSettings: [.linkedLibrary("png")]),
         .systemLibrary(name: "CTurboJPEG", path: "Sources/CTurboJPEG"),
         .target(name: "Media", dependencies: ["CPNGShim", "CTurboJPEG"]),
+        // What a demo-model picture shows (background, colour, shape) and the 21-prompt grid it is
+        // judged on: shared by DemoModelTests and `bench guidance`.
+        .target(name: "DemoEvaluation", dependencies: ["Media"]),
         // `serve`: the WebSocket stream server and its browser page (embedded in the binary).
         .target(name: "StreamDiffusionKit", dependencies: ["StreamDiffusion", "Models", "ModelFiles", "Tensors", "Media"]),
         .executableTarget(
@@ -69,7 +72,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "streamdiffusion",
-            dependencies: ["Tensors", "VulkanBackend", "ModelFiles", "Models", "StreamDiffusion", "Media", "LiveServer",
+            dependencies: ["Tensors", "VulkanBackend", "ModelFiles", "Models", "StreamDiffusion", "Media", "LiveServer", "DemoEvaluation",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         // Load client for `serve`: concurrent synthetic camera clients, latency and drop report (tools/soak).
@@ -95,6 +98,7 @@ let package = Package(
                            .product(name: "HummingbirdWSClient", package: "hummingbird-websocket")]
         ),
         .testTarget(name: "StreamDiffusionTests", dependencies: ["StreamDiffusion", "Models", "ModelFiles", "Tensors"]),
-        .testTarget(name: "DemoModelTests", dependencies: ["StreamDiffusion", "StreamDiffusionKit", "Models", "ModelFiles", "Tensors", "Media"]),
+        .testTarget(name: "DemoModelTests", dependencies: ["StreamDiffusion", "StreamDiffusionKit", "Models", "ModelFiles", "Tensors", "Media",
+                                                        "DemoEvaluation"]),
     ]
 )

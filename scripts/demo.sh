@@ -31,6 +31,6 @@ disc="lt(hypot(X-W/2-W/4*cos(T),Y-H/2-H/4*sin(T)),$r)"
 ffmpeg -v error -y -f lavfi -i "color=c=white:s=${SIZE}x${SIZE}:r=10:d=6,format=rgb24" \
     -vf "geq=r='if($disc,220,245)':g='if($disc,40,245)':b='if($disc,40,245)'" -pix_fmt yuv420p "$OUT/input.mp4"
 "$BIN" video "${MODEL[@]}" "${VIDEO_ARGS[@]}" --prompt "$VIDEO_PROMPT" --input "$OUT/input.mp4" --output "$OUT/video.mp4" \
-    --similar-filter-threshold 0.98
+    --similar-filter-threshold 0.99
 echo "demo: results in $OUT/ (contact-sheet.png, video.mp4 from input.mp4 with the prompt \"$VIDEO_PROMPT\")"
 echo "demo: for the live browser demo (webcam in, generated frames out) run: make serve  — then open http://127.0.0.1:8080/"

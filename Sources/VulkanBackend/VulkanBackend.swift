@@ -101,6 +101,15 @@ public final class VulkanBackend: Backend, @unchecked Sendable {
     /// this itself; benchmarks call it to time whole frames).
     public func synchronize() throws { try lock.withLock { try stream.flush() } }
 
+    /// Runs the recorded work and frees every idle device buffer (before a memory measurement).
+    public func releaseIdleMemory() throws {
+        try lock.withLock {
+            try stream.flush()
+            pool.drain()
+            stagingPool.drain()
+        }
+    }
+
     /// Pool and pipeline counters, for tests and reports.
     public struct Statistics: Sendable {
         public var freshAllocations: Int, reuses: Int, liveBuffers: Int, pipelines: Int, submissions: Int

@@ -4,6 +4,7 @@ import ModelFiles
 import Models
 import StreamDiffusion
 import Tensors
+import VulkanBackend
 
 /// The models a stream benchmark times, and the one way every stream table measures a call: the
 /// real-size sd-turbo architecture with random weights (the default), or a model given by --model.
@@ -36,6 +37,15 @@ struct StreamBenchRig {
         return StreamBenchRig(backend: backend, tokenizer: m.tokenizer, text: m.textEncoder, unet: m.unet, vae: StreamVAE(m.vae),
                               scheduler: try LCMScheduler(contentsOf: m.folder.configURL("scheduler")),
                               summary: m.folder.root.lastPathComponent, repeats: repeats)
+    }
+
+    /// The CPU backend's thread count (0 on a GPU backend).
+    var threads: Int { (backend as? CPUBackend)?.threads ?? 0 }
+
+    /// Hands the backend's idle buffers back (before a peak-memory measurement).
+    func releaseIdleMemory() throws {
+        if let cpu = backend as? CPUBackend { cpu.pool.drain() }
+        if let vulkan = backend as? VulkanBackend { try vulkan.releaseIdleMemory() }
     }
 
     /// OpBenchmark.time, waiting for the backend after each call (a GPU backend runs asynchronously).

@@ -15,7 +15,8 @@ struct BenchCommand: ParsableCommand {
         commandName: "bench",
         abstract: "Benchmarks on this machine, optionally side by side with PyTorch.",
         subcommands: [AllBenchCommand.self, OpsBenchCommand.self, ModelsBenchCommand.self, StreamBenchCommand.self,
-                      ComponentsBenchCommand.self, ThroughputBenchCommand.self, CacheBenchCommand.self],
+                      ComponentsBenchCommand.self, ThroughputBenchCommand.self, CacheBenchCommand.self,
+                      ScalingBenchCommand.self, GuidanceBenchCommand.self, SSFBenchCommand.self],
         defaultSubcommand: AllBenchCommand.self
     )
 }

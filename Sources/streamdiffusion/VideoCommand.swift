@@ -26,7 +26,7 @@ struct VideoCommand: ParsableCommand {
     @Option(help: "Output video (.mp4, .mov, .mkv or .webm).")
     var output: String
 
-    @Option(help: "Similarity filter threshold η (enables the filter).")
+    @Option(help: "Similarity filter threshold η (enables the filter; 0.99 is recommended, see docs/FINDINGS.md: the official 0.98 judders slow pans).")
     var similarFilterThreshold: Double?
 
     @Option(help: "Force a real frame after this many skips.")
@@ -114,8 +114,9 @@ struct VideoCommand: ParsableCommand {
         print("wrote \(writer.framesWritten) frames to \(output): " + String(format: "%.2f frames/s", Double(frames) / max(seconds, 1e-9))
               + String(format: ", %.0f%% skipped by the similarity filter", frames == 0 ? 0 : 100 * Double(stream.skippedFrames) / Double(frames)))
         let perFrame = { (clock: StageClock) in 1000 * clock.seconds / Double(max(frames, 1)) }
-        print(String(format: "model thread per frame: model %.2f ms, %@ input %.2f ms, output %.2f ms", perFrame(modelTime),
-                     ioQueueDepth > 0 ? "waiting for" : "decoding", perFrame(inputTime), perFrame(outputTime)))
+        let (input, output) = ioQueueDepth > 0 ? ("waiting for input", "waiting for output") : ("decoding", "encoding")
+        print(String(format: "model thread per frame: model %.2f ms, %@ %.2f ms, %@ %.2f ms", perFrame(modelTime),
+                     input, perFrame(inputTime), output, perFrame(outputTime)))
     }
 }
 

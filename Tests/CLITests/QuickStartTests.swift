@@ -66,14 +66,14 @@ extension CLITests {
         let result = try run(["bench", "cache", "--model", demo, "--repeats", "1", "--sizes", "64", "--rows", "1,2", "--json"])
         #expect(result.status == 0, "\(result.output)")
         struct Report: Decodable {
-            struct Row: Decodable { let size, rows: Int; let projectedMs, cachedMs, savedMs: Double }
+            struct Row: Decodable { let size, rows: Int; let projectedMs, cachedMs, savedMs, keysValuesMs: Double }
             let textEncoderMs, projectionMs: Double
             let calls: [Row]
         }
         let report = try JSONDecoder().decode(Report.self, from: Data(result.output.utf8))
         #expect(report.calls.map(\.rows) == [1, 2] && report.calls.allSatisfy { $0.size == 64 })
         #expect(report.calls.allSatisfy { $0.projectedMs > 0 && $0.cachedMs > 0 && abs($0.savedMs - ($0.projectedMs - $0.cachedMs)) < 1e-9 })
-        #expect(report.textEncoderMs > 0 && report.projectionMs > 0)
+        #expect(report.textEncoderMs > 0 && report.projectionMs > 0 && report.calls.allSatisfy { $0.keysValuesMs > 0 })
         let bad = try run(["bench", "cache", "--model", demo, "--rows", "0"])
         #expect(bad.status != 0 && bad.output.contains("--rows: bad value '0'"))
     }

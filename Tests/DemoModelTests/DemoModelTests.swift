@@ -1,3 +1,4 @@
+import DemoEvaluation
 import Foundation
 import Media
 import ModelFiles
@@ -10,71 +11,15 @@ import Testing
 /// End-to-end meaning: the bundled demo model (Models/demo), run through the Swift stream pipeline,
 /// draws what the prompt names. Each picture is judged by `PictureMeasures` (background colour,
 /// foreground hue, circle/square/star), which is first checked on ground-truth pictures rendered by
-/// the training-data generator. A case passes when all three match. The bar is 80 % of cases; a
-/// random-weight model of the same architecture passes none, by chance about 1 in 200
+/// the training-data generator. A case passes when all three match (the measures, the prompt grid
+/// and the judgement are the DemoEvaluation module's, shared with `streamdiffusion bench guidance`).
+/// The bar is 80 % of cases; a random-weight model of the same architecture passes none, by chance about 1 in 200
 /// (1/10 backgrounds × 1/7 hues × 1/3 shapes), so the bar separates a model that learned the prompts
 /// from one that did not by a wide margin.
 @Suite(.serialized) struct DemoModelTests {
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
     static let demo = root.appendingPathComponent("Models/demo")
     static let fixtures = root.appendingPathComponent("Tests/Fixtures/demo")
-
-    struct Case: CustomStringConvertible {
-        let colour: String, shape: PictureMeasures.Shape, background: String
-        var prompt: String {
-            let article = colour.first.map { "aeiou".contains($0) } == true ? "an" : "a"
-            return "\(article) \(colour) \(shape.rawValue) on a \(background) background"
-        }
-        var description: String { prompt }
-    }
-
-    /// Every chromatic colour × circle, square, star, on backgrounds taken in turn from a list
-    /// (skipping the shape's own colour).
-    static let grid: [Case] = {
-        let backgrounds = ["white", "black", "blue", "yellow", "pink", "green", "purple"]
-        var cases: [Case] = [], turn = 0
-        for colour in Palette.chromatic {
-            for shape in [PictureMeasures.Shape.circle, .square, .star] {
-                var background = backgrounds[turn % backgrounds.count]
-                turn += 1
-                if background == colour { background = backgrounds[turn % backgrounds.count]; turn += 1 }
-                cases.append(Case(colour: colour, shape: shape, background: background))
-            }
-        }
-        return cases
-    }()
-
-    struct Score: CustomStringConvertible {
-        var total = 0, background = 0, colour = 0, shape = 0, all = 0
-        var failures: [String] = []
-        var passRate: Double { Double(all) / Double(max(1, total)) }
-        var description: String {
-            "\(all)/\(total) cases right (background \(background), colour \(colour), shape \(shape)); "
-                + "first failures: \(failures.prefix(6).joined(separator: "; "))"
-        }
-    }
-
-    static func measure(_ image: RGBImage) -> PictureMeasures {
-        let p = image.pixels
-        let pixels = (0..<(image.width * image.height)).map { RGB(Float(p[3 * $0]), Float(p[3 * $0 + 1]), Float(p[3 * $0 + 2])) }
-        return PictureMeasures(pixels: pixels, width: image.width, height: image.height)
-    }
-
-    static func judge(_ m: PictureMeasures, _ c: Case, into score: inout Score, label: String) {
-        let background = Palette.nearest(m.background) == c.background
-        let colour = m.foreground.flatMap(Palette.nearestHue) == c.colour
-        let shape = m.shape == c.shape
-        score.total += 1
-        score.background += background ? 1 : 0
-        score.colour += colour ? 1 : 0
-        score.shape += shape ? 1 : 0
-        if background && colour && shape {
-            score.all += 1
-        } else {
-            score.failures.append("\(label): bg \(Palette.nearest(m.background)), fg \(m.foreground.flatMap(Palette.nearestHue) ?? "none"), "
-                                  + "shape \(m.shape?.rawValue ?? "none") (solidity \(m.solidity), circularity \(m.circularity))")
-        }
-    }
 
     static func load(_ folder: URL) throws -> (StableDiffusionModel, LCMScheduler, CPUBackend) {
         let backend = try CPUBackend()
@@ -84,10 +29,10 @@ import Testing
 
     /// Each case through txt2img with `configure`d parameters, once per seed, as the CLI runs it: stream
     /// batch, the first S − 1 calls of latency run before the picture is taken.
-    static func score(_ folder: URL, seeds: [UInt64], configure: (inout StreamParameters) -> Void) throws -> Score {
+    static func score(_ folder: URL, seeds: [UInt64], configure: (inout StreamParameters) -> Void) throws -> DemoScore {
         let (model, scheduler, backend) = try load(folder)
-        var score = Score()
-        for c in grid {
+        var score = DemoScore()
+        for c in DemoCase.grid {
             for seed in seeds {
                 var p = StreamParameters()
                 (p.width, p.height, p.seed) = (128, 128, seed)
@@ -98,7 +43,7 @@ import Testing
                 var latent = try stream.txt2img()
                 for _ in 0..<stream.latency { latent = try stream.txt2img() }
                 let image = try RGBImage(floats: backend.floats(latent), width: 128, height: 128)
-                judge(measure(image), c, into: &score, label: "\(c) seed \(seed)")
+                score.judge(image, c, label: "\(c) seed \(seed)")
             }
         }
         return score
@@ -109,7 +54,7 @@ import Testing
         let cases = try JSONDecoder().decode([Fixture].self, from: Data(contentsOf: Self.fixtures.appendingPathComponent("cases.json")))
         #expect(cases.count == 12)
         for f in cases {
-            let m = Self.measure(try ImageIO().read(url: Self.fixtures.appendingPathComponent(f.file)))
+            let m = PictureMeasures(try ImageIO().read(url: Self.fixtures.appendingPathComponent(f.file)))
             #expect(Palette.nearest(m.background) == f.background, "\(f.file)")
             let hue = Palette.chromatic.contains(f.colour) ? m.foreground.flatMap(Palette.nearestHue) : m.foreground.map(Palette.nearest)
             #expect(hue == f.colour, "\(f.file)")
@@ -187,9 +132,9 @@ import Testing
     @Test func promptsInALoopGiveTheirOwnPictures() throws {
         for steps in [1, 4] {
             let pipe = try StreamDiffusionPipeline(modelID: DemoModelTests.demo.path, denoisingSteps: steps)
-            var score = DemoModelTests.Score()
-            for c in DemoModelTests.grid {
-                DemoModelTests.judge(DemoModelTests.measure(try pipe(prompt: c.prompt)), c, into: &score, label: "\(c)")
+            var score = DemoScore()
+            for c in DemoCase.grid {
+                score.judge(try pipe(prompt: c.prompt), c, label: "\(c)")
             }
             print("facade, \(steps) step(s): \(score)")
             #expect(score.passRate >= 0.8, "\(steps) step(s): \(score)")

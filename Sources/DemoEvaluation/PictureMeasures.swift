@@ -1,44 +1,45 @@
 import Foundation
+import Media
 
 /// The named colours of tools/demo_data.py (sRGB 0–255), which the demo model was trained on.
-enum Palette {
-    static let colours: [String: (Float, Float, Float)] = [
+public enum Palette {
+    public static let colours: [String: (Float, Float, Float)] = [
         "red": (220, 40, 40), "orange": (245, 140, 30), "yellow": (240, 220, 40), "green": (40, 170, 60),
         "blue": (40, 80, 220), "purple": (140, 60, 190), "pink": (245, 130, 190), "white": (245, 245, 245),
         "black": (20, 20, 20), "grey": (128, 128, 128),
     ]
-    static let chromatic = ["red", "orange", "yellow", "green", "blue", "purple", "pink"]
+    public static let chromatic = ["red", "orange", "yellow", "green", "blue", "purple", "pink"]
 
     /// The palette colour nearest in RGB.
-    static func nearest(_ c: RGB) -> String {
+    public static func nearest(_ c: RGB) -> String {
         colours.min { c.distance(to: RGB($0.value)) < c.distance(to: RGB($1.value)) }?.key ?? ""
     }
 
     /// The chromatic palette colour nearest in hue, or nil for an unsaturated colour (HSV saturation
     /// below 0.3: no hue to speak of). The palette's hues are 24°–50° apart, so nearest hue means
     /// within about half that of the named colour.
-    static func nearestHue(_ c: RGB) -> String? {
+    public static func nearestHue(_ c: RGB) -> String? {
         guard let h = c.hue, c.saturation >= 0.3 else { return nil }
         func distance(_ name: String) -> Float { colours[name].map { RGB($0).hueDistance(h) } ?? 360 }
         return chromatic.min { distance($0) < distance($1) }
     }
 }
 
-struct RGB: Equatable {
-    var r, g, b: Float   // 0–255
+public struct RGB: Equatable, Sendable {
+    public var r, g, b: Float   // 0–255
 
-    init(_ r: Float, _ g: Float, _ b: Float) { (self.r, self.g, self.b) = (r, g, b) }
-    init(_ t: (Float, Float, Float)) { (r, g, b) = t }
+    public init(_ r: Float, _ g: Float, _ b: Float) { (self.r, self.g, self.b) = (r, g, b) }
+    public init(_ t: (Float, Float, Float)) { (r, g, b) = t }
 
-    func distance(to o: RGB) -> Float { ((r - o.r) * (r - o.r) + (g - o.g) * (g - o.g) + (b - o.b) * (b - o.b)).squareRoot() }
+    public func distance(to o: RGB) -> Float { ((r - o.r) * (r - o.r) + (g - o.g) * (g - o.g) + (b - o.b) * (b - o.b)).squareRoot() }
 
-    var saturation: Float {
+    public var saturation: Float {
         let hi = max(r, g, b), lo = min(r, g, b)
         return hi > 0 ? (hi - lo) / hi : 0
     }
 
     /// HSV hue in degrees; nil for grey.
-    var hue: Float? {
+    public var hue: Float? {
         let hi = max(r, g, b), lo = min(r, g, b), d = hi - lo
         guard d > 1e-3 else { return nil }
         var h: Float
@@ -47,7 +48,7 @@ struct RGB: Equatable {
         return h < 0 ? h + 360 : h
     }
 
-    func hueDistance(_ h: Float) -> Float {
+    public func hueDistance(_ h: Float) -> Float {
         guard let own = hue else { return 360 }
         let d = abs(own - h).truncatingRemainder(dividingBy: 360)
         return min(d, 360 - d)
@@ -56,27 +57,27 @@ struct RGB: Equatable {
 
 /// What a generated picture shows: its background colour, its foreground colour and the shape of
 /// its largest foreground region. Pixels are RGB 0–255, row-major.
-struct PictureMeasures {
-    enum Shape: String { case circle, square, star }
+public struct PictureMeasures: Sendable {
+    public enum Shape: String, CaseIterable, Sendable { case circle, square, star }
 
-    let background: RGB
-    let foreground: RGB?
+    public let background: RGB
+    public let foreground: RGB?
     /// Foreground area / area of its convex hull: 1 for convex shapes, ≈ 0.52 for the 5-point star.
-    let solidity: Float
+    public let solidity: Float
     /// Foreground area / area of the circle around its centroid through its farthest pixel:
     /// 1 for a disc, 2/π ≈ 0.64 for a square, lower for a star.
-    let circularity: Float
-    let area: Int
+    public let circularity: Float
+    public let area: Int
 
     /// Star when clearly non-convex, else circle or square by how much of the enclosing circle is filled
     /// (thresholds halfway between the ideal values).
-    var shape: Shape? {
+    public var shape: Shape? {
         guard foreground != nil, area >= 20 else { return nil }
         if solidity < 0.76 { return .star }
         return circularity >= 0.8 ? .circle : .square
     }
 
-    init(pixels: [RGB], width: Int, height: Int) {
+    public init(pixels: [RGB], width: Int, height: Int) {
         // Background: the per-channel median of a 3-pixel frame around the picture.
         var frame: [RGB] = []
         for y in 0..<height {
@@ -112,6 +113,13 @@ struct PictureMeasures {
             let x = Float(p % width), y = Float(p / width)
             return [(x, y), (x + 1, y), (x, y + 1), (x + 1, y + 1)]   // the pixel's corners
         }))
+    }
+
+    /// The measures of an 8-bit picture.
+    public init(_ image: RGBImage) {
+        let p = image.pixels
+        let pixels = (0..<(image.width * image.height)).map { RGB(Float(p[3 * $0]), Float(p[3 * $0 + 1]), Float(p[3 * $0 + 2])) }
+        self.init(pixels: pixels, width: image.width, height: image.height)
     }
 
     static func median(_ colours: [RGB]) -> RGB {
