@@ -12,11 +12,13 @@ func validateBackend(_ name: String?, device: Int?) throws {
 }
 
 /// The backend `--backend`, `--device`, `--dtype` and `--threads` ask for. Without `--backend`:
-/// Vulkan when a Vulkan GPU is present (or `--device` names one), else the CPU. An explicit
-/// `--backend vulkan` accepts a CPU implementation such as lavapipe (useful for testing).
+/// Vulkan when a Vulkan GPU is present (or `--device` names one) and no CPU-only dtype (bf16) is
+/// asked for, else the CPU. An explicit `--backend vulkan` accepts a CPU implementation such as
+/// lavapipe (useful for testing).
 func makeBackend(_ name: String?, device: Int?, dtype: String?, threads: Int?) throws -> any Backend {
     try validateBackend(name, device: device)
-    let useVulkan = name == "vulkan" || (name == nil && (device != nil || VulkanBackend.gpuAvailable))
+    let vulkanDType = dtype == nil || dtype == "fp32"
+    let useVulkan = name == "vulkan" || (name == nil && (device != nil || (vulkanDType && VulkanBackend.gpuAvailable)))
     guard useVulkan else { return try cpuBackend(dtype: dtype, threads: threads) }
     if let dtype, dtype != "fp32" {
         throw ValidationError("--dtype \(dtype) is not supported by the Vulkan backend (it computes in fp32)")
