@@ -7,12 +7,14 @@ enum Shader: String, CaseIterable, Sendable {
     case copyColumns = "copy_columns"
     /// fp16 weight storage: the packing pass and the products that read packed weights.
     case packHalf = "pack_half", matmulHalf = "matmul_half", conv2dHalf = "conv2d_half"
+    /// Attention with key/value tiles in shared memory, for head dimensions up to `tiledAttentionMaxHeadDim`.
+    case attentionTiled = "attention_tiled"
 
     var bindings: Int {
         switch self {
         case .unary, .geglu, .softmax, .convWeight, .resize, .copyColumns, .packHalf: return 2
         case .binary: return 3
-        case .attention: return 4
+        case .attention, .attentionTiled: return 4
         case .norm, .matmul, .conv2d, .matmulHalf, .conv2dHalf: return 5
         }
     }
@@ -23,9 +25,16 @@ enum Shader: String, CaseIterable, Sendable {
         switch self {
         case .matmul, .conv2d, .matmulHalf, .conv2dHalf: return 2 * 8 * 32 * 4
         case .softmax, .norm: return 64 * 4
+        case .attentionTiled: return (16 * Shader.tiledAttentionMaxHeadDim + 16 * 64) * 4   // 14 KiB
         default: return 0
         }
     }
+
+    /// attention_tiled.comp's MAXD: the largest head dimension its key tile holds.
+    static let tiledAttentionMaxHeadDim = 160
+
+    /// Shaders used only when the device has what they need (else an equivalent is used).
+    var isOptional: Bool { self == .attentionTiled }
 
     /// Invocations per workgroup (common.glsl's WG).
     static let workgroupSize = 64
@@ -61,7 +70,7 @@ final class PipelineLibrary {
     init(device: VulkanDevice) throws {
         self.device = device
         let info = device.info
-        let needShared = Shader.allCases.map(\.sharedBytes).max() ?? 0
+        let needShared = Shader.allCases.filter { !$0.isOptional }.map(\.sharedBytes).max() ?? 0
         guard info.maxSharedMemory >= needShared, info.maxWorkgroupInvocations >= Shader.workgroupSize,
               info.maxPushConstantBytes >= Shader.pushConstantBytes else {
             throw VulkanError.unsupported("\(needShared) bytes of shared memory, \(Shader.workgroupSize)-invocation workgroups and \(Shader.pushConstantBytes) bytes of push constants")

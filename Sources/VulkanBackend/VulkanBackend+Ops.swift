@@ -136,7 +136,10 @@ extension VulkanBackend {
             try push.add(p.lq, p.lk, heads, p.headDim, op: "attention")
             push.add(q.offset, k.offset, v.offset, yb.offset, causal ? 1 : 0)
             push.add(float: factor)
-            try stream.dispatch(.attention, [q.buffer, k.buffer, v.buffer, yb.buffer], push: push.words,
+            // Shared-memory tiles when asked for, the head fits and the device has the memory (read at run time).
+            let tiled = attentionKernel == .sharedMemoryTiles && p.headDim <= Shader.tiledAttentionMaxHeadDim
+                && device.maxSharedMemory >= Shader.attentionTiled.sharedBytes
+            try stream.dispatch(tiled ? .attentionTiled : .attention, [q.buffer, k.buffer, v.buffer, yb.buffer], push: push.words,
                                 groups: ((p.lq + 63) / 64, p.n * heads, (p.headDim + 63) / 64))
             return y
         }

@@ -21,6 +21,17 @@ public final class VulkanBackend: Backend, @unchecked Sendable {
         case float16
     }
 
+    /// Which attention shader runs (both use an online softmax and never store the score matrix).
+    public enum AttentionKernel: String, Sendable, CaseIterable {
+        /// attention.comp: each invocation walks the keys for one query row, reading them from
+        /// device memory (all rows of a workgroup read the same key at once).
+        case rowPerInvocation
+        /// attention_tiled.comp: keys and values staged through shared memory 16 at a time (head
+        /// dimensions up to 160 and devices with 14 KiB of shared memory; else rowPerInvocation).
+        /// 2× slower than rowPerInvocation on lavapipe; to be measured on GPUs.
+        case sharedMemoryTiles
+    }
+
     public struct Options: Sendable {
         /// The device's index in `VulkanBackend.devices()`; nil picks the preferred one (discrete,
         /// integrated, virtual GPU, then a CPU implementation when `allowCPU`).
@@ -32,17 +43,19 @@ public final class VulkanBackend: Backend, @unchecked Sendable {
         /// Idle device memory above this is freed rather than kept for reuse.
         public var idleLimitBytes: Int
         public var weightStorage: WeightStorage
+        public var attention: AttentionKernel
 
         public init(deviceIndex: Int? = nil, allowCPU: Bool = true, validation: Bool = false, idleLimitBytes: Int = 4 << 30,
-                    weightStorage: WeightStorage = .float32) {
+                    weightStorage: WeightStorage = .float32, attention: AttentionKernel = .rowPerInvocation) {
             (self.deviceIndex, self.allowCPU, self.validation, self.idleLimitBytes) = (deviceIndex, allowCPU, validation, idleLimitBytes)
-            self.weightStorage = weightStorage
+            (self.weightStorage, self.attention) = (weightStorage, attention)
         }
     }
 
     public let computeDType: DType = .float32
     public let device: VulkanDeviceInfo
     public let weightStorage: WeightStorage
+    public let attentionKernel: AttentionKernel
     let instance: VulkanInstance
     let vulkan: VulkanDevice
     let pool: DeviceBufferPool
@@ -58,6 +71,7 @@ public final class VulkanBackend: Backend, @unchecked Sendable {
         vulkan = try VulkanDevice(instance: instance, index: options.deviceIndex, allowCPU: options.allowCPU)
         device = vulkan.info
         weightStorage = options.weightStorage
+        attentionKernel = options.attention
         pool = DeviceBufferPool(device: vulkan, staging: false, idleLimitBytes: options.idleLimitBytes)
         stagingPool = DeviceBufferPool(device: vulkan, staging: true, idleLimitBytes: 256 << 20)
         library = try PipelineLibrary(device: vulkan)

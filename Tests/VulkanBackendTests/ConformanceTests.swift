@@ -76,12 +76,26 @@ import Tensors
         }
     }
 
-    @Test func attention() throws {
-        try withVulkan { vk in
+    static let tiledAttention: Result<VulkanBackend, Error> = Result {
+        try VulkanBackend(options: .init(validation: true, attention: .sharedMemoryTiles))
+    }
+
+    /// Both attention shaders: one invocation per query row, and keys staged through shared memory.
+    @Test(arguments: VulkanBackend.AttentionKernel.allCases)
+    func attention(kernel: VulkanBackend.AttentionKernel) throws {
+        let tiled = try Self.tiledAttention.get()
+        defer {
+            #expect(tiled.validationMessages.isEmpty, "validation layer: \(tiled.validationMessages)")
+        }
+        try withVulkan { shared in
+            let vk = kernel == .sharedMemoryTiles ? tiled : shared
+            #expect(vk.attentionKernel == kernel)
             var rng = SeededRandom(seed: 13)
-            // (heads, head dim, query tokens, key tokens): head dims below, at and above the shader's
-            // 64-wide chunk (160: three chunks, the last partial), 77-token contexts, Lq ≠ Lk.
-            let cases = [(1, 8, 5, 5), (5, 16, 37, 37), (2, 40, 19, 77), (2, 160, 9, 12), (3, 24, 70, 13), (1, 64, 65, 65)]
+            // (heads, head dim, query tokens, key tokens): head dims below, at and above the shaders'
+            // 64-wide chunk (160: three chunks, the last partial), 77-token contexts, Lq ≠ Lk, more
+            // than one 64-row workgroup and 16-key tile; head dim 192 takes the untiled shader.
+            let cases = [(1, 8, 5, 5), (5, 16, 37, 37), (2, 40, 19, 77), (2, 160, 9, 12), (3, 24, 70, 13), (1, 64, 65, 65),
+                         (1, 192, 20, 30), (1, 192, 17, 17)]
             for (heads, dim, lq, lk) in cases {
                 let n = rng.int(1...2), width = heads * dim
                 let (qg, qc) = try pair(vk, rng.floats(n * lq * width, scale: 2), [n, lq, width])
