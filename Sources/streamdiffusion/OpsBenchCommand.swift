@@ -32,6 +32,12 @@ struct OpsBenchCommand: ParsableCommand {
     @Flag(help: "Also run PyTorch on the same ops, threads and precision, and print the ratio.")
     var peer = false
 
+    @Option(name: .customLong("backend"), help: "cpu (default) or vulkan: time the ops on a Vulkan device against the fp32 CPU backend (all cores) in the same run.")
+    var backendName: String?
+
+    @Option(help: "Vulkan device index for --backend vulkan (see `streamdiffusion devices`).")
+    var device: Int?
+
     @Option(help: "Python interpreter for --peer.")
     var python = "python3"
 
@@ -49,6 +55,8 @@ struct OpsBenchCommand: ParsableCommand {
     }
 
     func run() throws {
+        try validateBackend(backendName, device: device)
+        if backendName == "vulkan" { return try runOnVulkan() }
         let cores = ProcessInfo.processInfo.activeProcessorCount
         let threadCounts = try parseThreads(cores: cores)
         let precisions = try parsePrecisions()

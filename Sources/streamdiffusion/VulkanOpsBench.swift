@@ -1,0 +1,58 @@
+import ArgumentParser
+import Foundation
+import Tensors
+import VulkanBackend
+
+/// `bench ops --backend vulkan`: each op timed on a Vulkan device (waiting for the GPU after every
+/// call) and on the fp32 CPU backend with every core, in the same run; the ratio is CPU time /
+/// Vulkan time (above 1: the GPU is faster).
+extension OpsBenchCommand {
+    struct VulkanRow: Encodable {
+        let key: String, summary: String
+        let vulkanMs: Double, cpuMs: Double
+        let rate: Double, unit: String
+        /// CPU time / Vulkan time.
+        let speedup: Double
+    }
+
+    struct VulkanReport: Encodable {
+        let device: String, cpu: String
+        var rows: [VulkanRow]
+    }
+
+    func runOnVulkan() throws {
+        if dtype != nil && dtype != "fp32" { throw ValidationError("--backend vulkan computes in fp32 (--dtype \(dtype ?? ""))") }
+        if peer { throw ValidationError("--peer compares with PyTorch on the CPU; it does not apply to --backend vulkan") }
+        let vulkan = try VulkanBackend(options: .init(deviceIndex: device, allowCPU: true))
+        let cpu = try CPUBackend(precision: .float32)
+        var report = VulkanReport(device: vulkan.description, cpu: cpu.description, rows: [])
+        if !json {
+            print("Vulkan op benchmark on \(vulkan.device.name) against \(cpu); median of \(repeats) runs")
+            print(pad("op", 44) + pad("Vulkan ms", 11, right: true) + pad("rate", 20, right: true) + pad("CPU ms", 11, right: true)
+                  + pad("CPU/Vulkan", 12, right: true))
+        }
+        for item in try selectedCases() {
+            let onGPU = try item.prepare(vulkan)
+            let gpuMs = OpBenchmark.median(try OpBenchmark.time(warmup: warmup, repeats: repeats) { try onGPU(); try vulkan.synchronize() })
+            let onCPU = try item.prepare(cpu)
+            let cpuMs = OpBenchmark.median(try OpBenchmark.time(warmup: warmup, repeats: repeats, onCPU))
+            let (rate, unit): (Double, String)
+            switch item.work {
+            case let .flops(f): (rate, unit) = (f / (gpuMs / 1e3) / 1e9, "GFLOP/s")
+            case let .bytes(b): (rate, unit) = (b / (gpuMs / 1e3) / 1e9, "GB/s")
+            }
+            let row = VulkanRow(key: item.key, summary: item.summary, vulkanMs: gpuMs, cpuMs: cpuMs, rate: rate, unit: unit,
+                                speedup: cpuMs / gpuMs)
+            report.rows.append(row)
+            if !json {
+                print(pad(row.summary, 44) + pad(format(gpuMs, 3), 11, right: true) + pad("\(format(rate, 1)) \(unit)", 20, right: true)
+                      + pad(format(cpuMs, 3), 11, right: true) + pad("\(format(row.speedup, 2))×", 12, right: true))
+            }
+        }
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            print(String(decoding: try encoder.encode(report), as: UTF8.self))
+        }
+    }
+}
