@@ -20,15 +20,27 @@ layout(push_constant) uniform P {
     uint hasBias, addendKind, relu;
 } p;
 
-float loadA(uint z, uint m, uint kk) {
+// A row is an output pixel: its image's first element and the input corner its window starts at.
+struct RowA { uint imageBase; int iy0, ix0; };
+// A column is a (ky, kx, ci) position in the window.
+struct ColA { int ky, kx; uint ci; };
+
+RowA rowA(uint z, uint m) {
     uint image = m / (p.OH * p.OW), pixel = m % (p.OH * p.OW);
     uint oy = pixel / p.OW, ox = pixel % p.OW;
-    uint ky = kk / (p.KW * p.CI), kx = (kk / p.CI) % p.KW, ci = kk % p.CI;
-    int iy = int(oy * p.strideH + ky) - int(p.padTop);
-    int ix = int(ox * p.strideW + kx) - int(p.padLeft);
-    if (iy < 0 || ix < 0 || iy >= int(p.H) || ix >= int(p.W)) return 0.0;
-    return x[p.xOff + ((image * p.H + uint(iy)) * p.W + uint(ix)) * p.CI + ci];
+    return RowA(p.xOff + image * p.H * p.W * p.CI, int(oy * p.strideH) - int(p.padTop), int(ox * p.strideW) - int(p.padLeft));
 }
+
+ColA colA(uint kk) {
+    return ColA(int(kk / (p.KW * p.CI)), int((kk / p.CI) % p.KW), kk % p.CI);
+}
+
+float loadA(RowA row, ColA col) {
+    int iy = row.iy0 + col.ky, ix = row.ix0 + col.kx;
+    if (iy < 0 || ix < 0 || iy >= int(p.H) || ix >= int(p.W)) return 0.0;   // zero padding
+    return x[row.imageBase + (uint(iy) * p.W + uint(ix)) * p.CI + col.ci];
+}
+bool bTransposed() { return false; }
 #ifdef HALF_WEIGHTS
 float loadB(uint z, uint kk, uint n) { return halfAt(p.wOff + kk * p.N + n); }
 #else

@@ -16,7 +16,12 @@ layout(push_constant) uniform P {
     uint transposeB, sharedB, hasBias, hasResidual;
 } p;
 
-float loadA(uint z, uint m, uint kk) { return a[p.aOff + (z * p.M + m) * p.K + kk]; }
+struct RowA { uint base; };
+#define ColA uint
+RowA rowA(uint z, uint m) { return RowA(p.aOff + (z * p.M + m) * p.K); }
+ColA colA(uint kk) { return kk; }
+float loadA(RowA row, ColA kk) { return a[row.base + kk]; }
+bool bTransposed() { return p.transposeB != 0u; }
 float loadB(uint z, uint kk, uint n) {
     uint base = p.bOff + (p.sharedB != 0u ? 0u : z * p.K * p.N);
     uint at = p.transposeB != 0u ? base + n * p.K + kk : base + kk * p.N + n;
