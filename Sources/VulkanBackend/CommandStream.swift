@@ -101,7 +101,7 @@ final class CommandStream {
             r.setsInCurrentPool = 0
         }
         if r.currentPool == r.descriptorPools.count {
-            var size = VkDescriptorPoolSize(type: VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, descriptorCount: UInt32(CommandStream.setsPerPool * 5))
+            var size = VkDescriptorPoolSize(type: VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, descriptorCount: UInt32(CommandStream.setsPerPool * Shader.maxBindings))
             var info = VkDescriptorPoolCreateInfo()
             info.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO
             info.maxSets = UInt32(CommandStream.setsPerPool)

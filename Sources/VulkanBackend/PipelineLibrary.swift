@@ -7,15 +7,18 @@ enum Shader: String, CaseIterable, Sendable {
     case copyColumns = "copy_columns"
     /// fp16 weight storage: the packing pass and the products that read packed weights.
     case packHalf = "pack_half", matmulHalf = "matmul_half", conv2dHalf = "conv2d_half"
+    /// GroupNorm over large groups in three passes: chunk statistics, their merge, the elementwise apply.
+    case normStats = "norm_stats", normCombine = "norm_combine", normApply = "norm_apply"
     /// Attention with key/value tiles in shared memory, for head dimensions up to `tiledAttentionMaxHeadDim`.
     case attentionTiled = "attention_tiled"
 
     var bindings: Int {
         switch self {
-        case .unary, .geglu, .softmax, .convWeight, .resize, .copyColumns, .packHalf: return 2
-        case .binary: return 3
+        case .unary, .geglu, .softmax, .convWeight, .resize, .copyColumns, .packHalf, .normCombine: return 2
+        case .binary, .normStats: return 3
         case .attention, .attentionTiled: return 4
         case .norm, .matmul, .conv2d, .matmulHalf, .conv2dHalf: return 5
+        case .normApply: return 6
         }
     }
 
@@ -24,7 +27,7 @@ enum Shader: String, CaseIterable, Sendable {
     var sharedBytes: Int {
         switch self {
         case .matmul, .conv2d, .matmulHalf, .conv2dHalf: return 2 * 8 * 32 * 4
-        case .softmax, .norm: return 64 * 4
+        case .softmax, .norm, .normStats: return 64 * 4
         case .attentionTiled: return (16 * Shader.tiledAttentionMaxHeadDim + 16 * 64) * 4   // 14 KiB
         default: return 0
         }
@@ -35,6 +38,9 @@ enum Shader: String, CaseIterable, Sendable {
 
     /// Shaders used only when the device has what they need (else an equivalent is used).
     var isOptional: Bool { self == .attentionTiled }
+
+    /// The most storage buffers a shader binds (descriptor pools are sized for it).
+    static let maxBindings = Shader.allCases.map(\.bindings).max() ?? 1
 
     /// Invocations per workgroup (common.glsl's WG).
     static let workgroupSize = 64

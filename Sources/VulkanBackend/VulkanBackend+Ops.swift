@@ -147,6 +147,12 @@ extension VulkanBackend {
 
     // MARK: normalisation
 
+    /// Groups larger than this are normalised in three passes spread over many workgroups (one
+    /// workgroup per group would leave most of a GPU idle: UNet GroupNorms have 32 groups).
+    static let splitNormElements = 8192
+    /// Elements per workgroup in the first of those passes.
+    static let normChunk = 4096
+
     private func normalise(_ op: String, _ x: Tensor, offset: Tensor?, images: Int, pixels: Int, channels: Int, groups: Int,
                            weight: Tensor, bias: Tensor, eps: Float, silu: Bool) throws -> Tensor {
         try lock.withLock {
@@ -154,6 +160,27 @@ extension VulkanBackend {
             guard y.count > 0 else { return y }
             let (xb, wb, bb, yb) = (try bound(x, op), try bound(weight, op), try bound(bias, op), try bound(y, op))
             let ob = try offset.map { try bound($0, op) } ?? xb
+            let elements = pixels * (channels / groups)
+            if elements > Self.splitNormElements {
+                let chunks = (elements + Self.normChunk - 1) / Self.normChunk, count = images * groups
+                let stats = try output([count * chunks * 3], op), result = try output([count * 2], op)
+                let (sb, rb) = (try bound(stats, op), try bound(result, op))
+                var first = Push()
+                try first.add(pixels, channels, groups, offset == nil ? 0 : 1, Self.normChunk, chunks, op: op)
+                first.add(xb.offset, ob.offset)
+                try stream.dispatch(.normStats, [xb.buffer, ob.buffer, sb.buffer], push: first.words, groups: (chunks, count, 1))
+                var second = Push()
+                try second.add(count, chunks, op: op)
+                second.add(float: eps)
+                try stream.dispatch(.normCombine, [sb.buffer, rb.buffer], push: second.words,
+                                    groups: ((count + Shader.workgroupSize - 1) / Shader.workgroupSize, 1, 1))
+                var third = Push()
+                try third.add(x.count, pixels, channels, groups, offset == nil ? 0 : 1, silu ? 1 : 0, op: op)
+                third.add(xb.offset, ob.offset, wb.offset, bb.offset, yb.offset)
+                try stream.dispatch(.normApply, [xb.buffer, ob.buffer, wb.buffer, bb.buffer, rb.buffer, yb.buffer], push: third.words,
+                                    groups: elementwiseGroups(x.count))
+                return y
+            }
             var push = Push()
             try push.add(images, pixels, channels, groups, op: op)
             push.add(offset == nil ? 0 : 1, silu ? 1 : 0, xb.offset, ob.offset, wb.offset, bb.offset, yb.offset)

@@ -138,6 +138,29 @@ import Tensors
         }
     }
 
+    /// Groups above 8,192 values take the three-pass path (chunk statistics merged with Chan's
+    /// formula): whole and partial 4,096-value chunks, a large mean, the offset and SiLU.
+    @Test func groupNormOfLargeGroups() throws {
+        try withVulkan { vk in
+            var rng = SeededRandom(seed: 18)
+            for (n, h, w, c, groups, mean) in [(1, 64, 64, 64, 2, Float(0)), (2, 33, 45, 30, 3, 50), (1, 40, 40, 320, 32, 0)] {
+                // A ramp across the picture: every chunk has its own mean, which the merge must weigh.
+                let count = n * h * w * c
+                let values = rng.floats(count, scale: 3, offset: mean).enumerated().map { $1 + 20 * Float($0 % (h * w * c)) / Float(h * w * c) }
+                let (xg, xc) = try pair(vk, values, [n, h, w, c])
+                let (gg, gc) = try pair(vk, rng.floats(c), [c]), (bg, bc) = try pair(vk, rng.floats(c), [c])
+                let (og, oc) = try pair(vk, rng.floats(n * c, scale: 4), [n, c])
+                for silu in [false, true] {
+                    try compare(vk, vk.groupNorm(xg, offset: og, groups: groups, weight: gg, bias: bg, eps: 1e-5, fusedSiLU: silu, outputDType: .float32),
+                                cpu.groupNorm(xc, offset: oc, groups: groups, weight: gc, bias: bc, eps: 1e-5, fusedSiLU: silu, outputDType: .float32),
+                                1e-4, "large groupNorm \(xg.shape) g\(groups) mean \(mean) silu \(silu)")
+                }
+                try compare(vk, vk.groupNorm(xg, groups: groups, weight: gg, bias: bg, eps: 1e-6),
+                            cpu.groupNorm(xc, groups: groups, weight: gc, bias: bc, eps: 1e-6), 1e-4, "large groupNorm without offset")
+            }
+        }
+    }
+
     @Test func elementwise() throws {
         try withVulkan { vk in
             var rng = SeededRandom(seed: 15)
