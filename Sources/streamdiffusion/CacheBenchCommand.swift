@@ -43,10 +43,11 @@ struct CacheBenchCommand: ParsableCommand {
     }
 
     func run() throws {
-        let rowList = try Self.positiveList(rows, "--rows")
+        let rowList = try BenchList.parse(rows, option: "--rows", Int.init, valid: "positive integers") { $0 > 0 }
         let rig = try models.rig(log: json ? { _ in } : { print($0) })
-        let sizeList = try sizes.map { try Self.positiveList($0, "--sizes") } ?? [rig.nativeSize, rig.nativeSize / 2]
-        guard sizeList.allSatisfy({ $0 % 8 == 0 }) else { throw ValidationError("--sizes must be multiples of 8") }
+        let sizeList = try sizes.map {
+            try BenchList.parse($0, option: "--sizes", Int.init, valid: "positive multiples of 8") { $0 > 0 && $0 % 8 == 0 }
+        } ?? [rig.nativeSize, rig.nativeSize / 2]
         let tokens = try rig.tokenizer.encode("a photograph of a mountain lake at dawn")
         let embedding = try rig.text([tokens])
         let median = { (body: () throws -> Void) in OpBenchmark.median(try rig.time(warmup: 1, repeats: rig.repeats, body)) }
@@ -82,17 +83,6 @@ struct CacheBenchCommand: ParsableCommand {
                 }
             }
         }
-        if json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            print(String(decoding: try encoder.encode(report), as: UTF8.self))
-        }
-    }
-
-    static func positiveList(_ text: String, _ option: String) throws -> [Int] {
-        try text.split(separator: ",").map { part in
-            guard let value = Int(part), value > 0 else { throw ValidationError("\(option): bad value '\(part)'") }
-            return value
-        }
+        if json { try printJSON(report) }
     }
 }

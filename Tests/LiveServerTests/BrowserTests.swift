@@ -40,7 +40,7 @@ struct BrowserTests {
                                  rect: [rect["x"], rect["y"], rect["width"], rect["height"]].map { ($0 as? Double) ?? -1 },
                                  png: png)
         }
-        let metrics = try server.get("/metrics").body
+        let metrics = try await server.get("/metrics").body
         // The browser goes first: connections it opened but never used (preconnects) would hold up
         // the server's graceful shutdown until chromium drops them (about a minute).
         browser.close()

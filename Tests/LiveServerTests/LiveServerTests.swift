@@ -216,7 +216,7 @@ import Testing
         }
         #expect(codes == ["bad_image", "bad_image", "bad_image", "bad_image",
                           "bad_json", "bad_json", "bad_settings", "bad_settings", "bad_settings"])
-        let metrics = try server.get("/metrics").body
+        let metrics = try await server.get("/metrics").body
         #expect(metrics.contains(#"streamdiffusion_errors_total{code="bad_image"} 4"#))
         await server.stop()
     }
@@ -250,11 +250,11 @@ import Testing
             _ = try LiveServerConfiguration(host: "0.0.0.0", port: 0).validated()
         }
         let server = try await RunningServer.start { $0.token = "s3cret" }
-        #expect(try server.get("/").status == 401)
-        #expect(try server.get("/?token=wrong").status == 401)
-        #expect(try server.get("/?token=s3cret").status == 200)
-        #expect(try server.get("/metrics").status == 401)
-        #expect(try server.get("/healthz").status == 200)
+        #expect(try await server.get("/").status == 401)
+        #expect(try await server.get("/?token=wrong").status == 401)
+        #expect(try await server.get("/?token=s3cret").status == 200)
+        #expect(try await server.get("/metrics").status == 401)
+        #expect(try await server.get("/healthz").status == 200)
         await #expect(throws: (any Error).self) {
             _ = try await LiveClient.run(server.url("/ws?token=wrong"), timeout: 10) { client in try await client.json().count }
         }
@@ -265,15 +265,15 @@ import Testing
 
     @Test func pageHealthAndMetrics() async throws {
         let server = try await RunningServer.start()
-        let page = try server.get("/")
+        let page = try await server.get("/")
         #expect(page.status == 200 && page.body.contains("<canvas"))
-        #expect(try server.get("/healthz").body.contains(#""status":"ok""#))
+        #expect(try await server.get("/healthz").body.contains(#""status":"ok""#))
         _ = try await LiveClient.run(server.url("/ws")) { client in
             _ = try await client.json()
             try await client.send(LiveFixture.frame(1))
             return try await client.frame().image.width
         }
-        let metrics = try server.get("/metrics").body
+        let metrics = try await server.get("/metrics").body
         #expect(metrics.contains("streamdiffusion_frames_in_total 1\n"))
         #expect(metrics.contains("streamdiffusion_frames_out_total 1\n"))
         #expect(metrics.contains("streamdiffusion_latency_seconds_count 1\n"))

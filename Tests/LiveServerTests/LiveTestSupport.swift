@@ -70,9 +70,16 @@ struct RunningServer {
         _ = await task.result
     }
 
-    /// GET over plain HTTP/1.1 on a socket: status code and body.
-    func get(_ path: String) throws -> (status: Int, body: String) {
-        try HTTPGet.fetch(host: "127.0.0.1", port: port, path: path)
+    /// GET over plain HTTP/1.1 on a socket: status code and body. The blocking socket reads run on
+    /// a thread of their own: on Swift concurrency's small pool (2 threads on 2 cores) two of them
+    /// would starve the server's own handlers until the reads time out.
+    func get(_ path: String) async throws -> (status: Int, body: String) {
+        let port = port
+        return try await withCheckedThrowingContinuation { continuation in
+            Thread.detachNewThread {
+                continuation.resume(with: Result { try HTTPGet.fetch(host: "127.0.0.1", port: port, path: path) })
+            }
+        }
     }
 }
 
