@@ -54,12 +54,15 @@ import Testing
 
     /// `bench ops --backend vulkan`: one row per op, timed on Vulkan and on the CPU in the same run.
     @Test func opsBenchRunsOnVulkan() throws {
-        let result = try cli.run(["bench", "ops", "--backend", "vulkan", "--ops", "groupnorm_c320_64x64", "--repeats", "1", "--warmup", "0", "--json"])
+        let result = try cli.run(["bench", "ops", "--backend", "vulkan", "--ops", "groupnorm_c320_64x64,attention_cross_4096x77_5x64",
+                                  "--repeats", "1", "--warmup", "0", "--json"])
         #expect(result.status == 0, "\(result.output)")
         struct Report: Decodable { struct Row: Decodable { let key: String; let vulkanMs: Double; let cpuMs: Double; let speedup: Double }; let device: String; let rows: [Row] }
         let report = try JSONDecoder().decode(Report.self, from: Data(result.output.utf8))
         #expect(report.device.hasPrefix("Vulkan ("))
-        #expect(report.rows.map(\.key) == ["groupnorm_c320_64x64"])
+        // In OpBenchmark.cases order; attention also with the shared-memory-tile kernel.
+        #expect(report.rows.map(\.key) == ["attention_cross_4096x77_5x64", "attention_cross_4096x77_5x64 [shared-memory tiles]",
+                                            "groupnorm_c320_64x64"])
         #expect(report.rows.allSatisfy { $0.vulkanMs > 0 && $0.cpuMs > 0 && abs($0.speedup - $0.cpuMs / $0.vulkanMs) < 1e-9 })
         let refused = try cli.run(["bench", "ops", "--backend", "vulkan", "--peer"])
         #expect(refused.status != 0 && refused.output.contains("does not apply to --backend vulkan"), "\(refused.output)")
