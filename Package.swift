@@ -55,7 +55,7 @@ let package = Package(
         // judged on: shared by DemoModelTests and `bench guidance`.
         .target(name: "DemoEvaluation", dependencies: ["Media"]),
         // `serve`: the WebSocket stream server and its browser page (embedded in the binary).
-        .target(name: "StreamDiffusionKit", dependencies: ["StreamDiffusion", "Models", "ModelFiles", "Tensors", "Media"]),
+        .target(name: "StreamDiffusionKit", dependencies: ["StreamDiffusion", "Models", "ModelFiles", "Tensors", "Media", "VulkanBackend"]),
         .executableTarget(
             name: "quickstart",
             dependencies: ["StreamDiffusionKit", "Media", .product(name: "ArgumentParser", package: "swift-argument-parser")],
@@ -99,6 +99,6 @@ let package = Package(
         ),
         .testTarget(name: "StreamDiffusionTests", dependencies: ["StreamDiffusion", "Models", "ModelFiles", "Tensors"]),
         .testTarget(name: "DemoModelTests", dependencies: ["StreamDiffusion", "StreamDiffusionKit", "Models", "ModelFiles", "Tensors", "Media",
-                                                        "DemoEvaluation"]),
+                                                        "DemoEvaluation", "VulkanBackend"]),
     ]
 )

@@ -4,6 +4,7 @@ import ModelFiles
 import Models
 import StreamDiffusion
 import Tensors
+import VulkanBackend
 
 /// The seeds' simple interface, as a thin facade over `StreamPipeline` (no second implementation):
 ///
@@ -20,7 +21,7 @@ import Tensors
 /// pipeline from one thread at a time.
 public final class StreamDiffusionPipeline {
     public let model: StableDiffusionModel
-    public let backend: CPUBackend
+    public let backend: any Backend
     /// The parameters both streams share; `tIndexList` is chosen per mode (see `indices`).
     public let parameters: StreamParameters
     let scheduler: LCMScheduler
@@ -35,13 +36,20 @@ public final class StreamDiffusionPipeline {
     ///     guides, as in the official wrapper).
     ///   - useSSF: the stochastic similarity filter on img2img input (threshold 0.98).
     ///   - width, height: default the model's native size.
+    ///   - backend: where it runs; nil picks like the CLI: Vulkan when a Vulkan GPU is present, else
+    ///     the CPU with `threads` threads.
     public init(modelID: String? = nil, denoisingSteps: Int = 1, useStreamBatch: Bool = true, useRCFG: Bool = true,
-                useSSF: Bool = true, width: Int? = nil, height: Int? = nil, seed: UInt64 = 2, threads: Int? = nil) throws {
+                useSSF: Bool = true, width: Int? = nil, height: Int? = nil, seed: UInt64 = 2, threads: Int? = nil,
+                backend: (any Backend)? = nil) throws {
         guard (1...50).contains(denoisingSteps) else {
             throw StreamDiffusionPipelineError.invalidArgument("denoisingSteps must be 1...50, got \(denoisingSteps)")
         }
-        backend = try CPUBackend(threads: threads)
-        model = try StableDiffusionModel.load(DefaultModel.argument(modelID), backend: backend)
+        if let backend {
+            self.backend = backend
+        } else {
+            self.backend = VulkanBackend.gpuAvailable ? try VulkanBackend(options: .init()) : try CPUBackend(threads: threads)
+        }
+        model = try StableDiffusionModel.load(DefaultModel.argument(modelID), backend: self.backend)
         scheduler = try LCMScheduler(contentsOf: model.folder.configURL("scheduler"))
         var p = StreamParameters()
         (p.width, p.height, p.seed) = (width ?? model.nativeSize, height ?? model.nativeSize, seed)

@@ -7,6 +7,7 @@ import StreamDiffusion
 @testable import StreamDiffusionKit
 import Tensors
 import Testing
+import VulkanBackend
 
 /// End-to-end meaning: the bundled demo model (Models/demo), run through the Swift stream pipeline,
 /// draws what the prompt names. Each picture is judged by `PictureMeasures` (background colour,
@@ -138,6 +139,24 @@ import Testing
             }
             print("facade, \(steps) step(s): \(score)")
             #expect(score.passRate >= 0.8, "\(steps) step(s): \(score)")
+        }
+    }
+
+    /// The facade on the Vulkan backend (lavapipe here) draws what it draws on the fp32 CPU
+    /// backend: both compute in fp32, so pictures differ at most by a rounding of one 8-bit level
+    /// where a value sits on a rounding edge (2 levels allowed for the odd double flip).
+    @Test func vulkanBackendDrawsTheSamePictures() throws {
+        let vulkan = try VulkanBackend(options: .init(allowCPU: true))
+        let cpu = try CPUBackend(threads: 2, precision: .float32)
+        func pictures(_ backend: any Backend) throws -> [RGBImage] {
+            let pipe = try StreamDiffusionPipeline(modelID: DemoModelTests.demo.path, denoisingSteps: 2, width: 64, height: 64,
+                                                   backend: backend)
+            let drawn = try pipe(prompt: DemoCase.grid[0].prompt)
+            return [drawn, try pipe.img2img(drawn, prompt: DemoCase.grid[4].prompt)]
+        }
+        for (a, b) in zip(try pictures(vulkan), try pictures(cpu)) {
+            let worst = zip(a.pixels, b.pixels).map { abs(Int($0) - Int($1)) }.max() ?? 0
+            #expect(a.width == 64 && b.width == 64 && worst <= 2, "largest difference \(worst) levels")
         }
     }
 
