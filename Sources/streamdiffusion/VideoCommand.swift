@@ -63,17 +63,18 @@ struct VideoCommand: ParsableCommand {
         let latency = stream.latency
         let total = reader.info.frameCount
         let start = Date()
-        // The paper's input-output queue: decoding and pre-processing run ahead on one thread,
-        // post-processing and encoding behind on another, joined to the model by bounded queues
-        // (a full queue makes its producer wait, so no frame is ever dropped, and order is kept).
+        // The paper's input-output queue: decoding and pre-processing (RGB → [−1, 1]) run ahead on
+        // one thread, post-processing (back to RGB) and encoding behind on another, joined to the
+        // model by bounded queues (a full queue makes its producer wait, so no frame is ever
+        // dropped, and order is kept). The backend is used only on this thread: uploads and
+        // downloads happen here (a GPU backend is not thread-safe).
         let size = [1, height, width, 3]
-        let decoded = PrefetchingSource<Tensor>(name: "video-decode", depth: ioQueueDepth) {
-            guard let image = try reader.nextFrame() else { return nil }
-            return try backend.tensor(image.floats(), shape: size)
+        let decoded = PrefetchingSource<[Float]>(name: "video-decode", depth: ioQueueDepth) {
+            try reader.nextFrame()?.floats()
         }
         defer { decoded.close() }
-        let encoder = BackgroundSink<Tensor>(name: "video-encode", depth: ioQueueDepth) { result in
-            try writer.write(imageFrom(result, backend: backend))
+        let encoder = BackgroundSink<[Float]>(name: "video-encode", depth: ioQueueDepth) { result in
+            try writer.write(RGBImage(floats: result, width: width, height: height))
             let elapsed = Date().timeIntervalSince(start), fps = Double(writer.framesWritten) / max(elapsed, 1e-9)
             let eta = total.map { String(format: ", ETA %.0f s", Double($0 - writer.framesWritten) / max(fps, 1e-9)) } ?? ""
             FileHandle.standardError.write(Data(String(format: "\r%d/%@ frames, %.2f frames/s%@   ", writer.framesWritten,
@@ -84,19 +85,22 @@ struct VideoCommand: ParsableCommand {
         // each call returns one group, S − 1 calls late, and the padding is not written.
         let f = frameBufferSize
         var pending: [Tensor] = [], frames = 0, written = 0, calls = 0, last: Tensor?
-        // Seconds the model's thread spends on each side: with queues, input/output is only the
-        // time it waits for the other stages; serially, it is all of their work.
+        // Seconds the model's thread spends on each side: the model with its uploads and downloads;
+        // with queues, input/output is only the time it waits for the other stages; serially, it
+        // is all of their work.
         var modelTime = StageClock(), inputTime = StageClock(), outputTime = StageClock()
         func call(_ group: [Tensor]) throws {
             let result = try modelTime.measure { try stream.img2img(backend.concatRows(group)) }
             calls += 1
             guard calls > latency else { return }
             for row in 0..<f where written < frames {
-                try outputTime.measure { try encoder.send(result.slice(batch: row..<(row + 1))) }
+                let pixels = try modelTime.measure { try backend.floats(result.slice(batch: row..<(row + 1))) }
+                try outputTime.measure { try encoder.send(pixels) }
                 written += 1
             }
         }
-        while let frame = try inputTime.measure({ try decoded.next() }) {
+        while let pixels = try inputTime.measure({ try decoded.next() }) {
+            let frame = try modelTime.measure { try backend.tensor(pixels, shape: size) }
             last = frame
             frames += 1
             pending.append(frame)

@@ -32,6 +32,34 @@ import Testing
         #expect(diff <= 1, "largest pixel difference \(diff)")
     }
 
+    /// `video` on Vulkan with the input-output queue: the decode and encode threads never touch the
+    /// backend (uploads and downloads stay on the model's thread), and every frame comes out as on
+    /// the CPU. The two mp4 encodings of near-equal frames may differ a little: mean ≤ 1 level.
+    @Test(.enabled(if: VideoTools.isAvailable, "needs ffmpeg (make test installs it)"))
+    func videoOnVulkanMatchesTheCPU() throws {
+        let folder = try cli.temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let input = folder.appendingPathComponent("in.mp4")
+        let writer = try VideoWriter(url: input, width: 64, height: 64, frameRate: 10)
+        for k in 0..<8 {
+            try writer.write(RGBImage(width: 64, height: 64, pixels: (0..<(64 * 64 * 3)).map { UInt8(($0 * 7 + 29 * k) % 256) }))
+        }
+        try writer.finish()
+        var videos: [[RGBImage]] = []
+        for backend in ["vulkan", "cpu"] {
+            let output = folder.appendingPathComponent("\(backend).mp4")
+            let result = try cli.run(["video", "--prompt", "abc", "--input", input.path, "--output", output.path,
+                                      "--t-index-list", "30,40", "--io-queue-depth", "2", "--backend", backend] + cli.model)
+            #expect(result.status == 0, "\(result.output)")
+            videos.append(try VideoReader(url: output).readAllFrames())
+        }
+        #expect(videos[0].count == 8 && videos[1].count == 8)
+        for (a, b) in zip(videos[0], videos[1]) {
+            let mean = Double(zip(a.pixels, b.pixels).reduce(0) { $0 + abs(Int($1.0) - Int($1.1)) }) / Double(a.pixels.count)
+            #expect(mean <= 1, "mean difference \(mean) levels")
+        }
+    }
+
     @Test func backendErrorsAreOneClearLine() throws {
         let cases: [([String], [String: String]?, String)] = [
             (["--backend", "metal"], nil, "--backend must be cpu or vulkan"),
