@@ -22,6 +22,9 @@ final class VulkanDevice: @unchecked Sendable {
     let queueFamily: UInt32
     /// Property flags of each memory type, by index.
     let memoryTypes: [UInt32]
+    /// The cooperative-matrix tile the products use (VK_KHR_cooperative_matrix and its features
+    /// enabled on this device), or nil for the portable shaders.
+    let cooperativeMatrixShape: CooperativeMatrix.Shape?
 
     /// Every device the instance sees, in enumeration order (the indices `--device` takes).
     static func list(_ instance: VulkanInstance) throws -> [VulkanDeviceInfo] {
@@ -30,7 +33,8 @@ final class VulkanDevice: @unchecked Sendable {
 
     /// The device at `index`, or else the preferred one: discrete, integrated, virtual, then CPU.
     /// A CPU implementation (lavapipe) is taken only when `allowCPU` or when named by index.
-    init(instance: VulkanInstance, index: Int?, allowCPU: Bool) throws {
+    /// `cooperativeMatrix`: enable VK_KHR_cooperative_matrix when the device has a usable configuration.
+    init(instance: VulkanInstance, index: Int?, allowCPU: Bool, cooperativeMatrix: CooperativeMatrix.Mode = .automatic) throws {
         self.instance = instance
         let devices = try instance.physicalDevices()
         let infos = try devices.enumerated().map { try instance.info($0.element, index: $0.offset) }
@@ -70,9 +74,30 @@ final class VulkanDevice: @unchecked Sendable {
             $0.bindMemory(to: VkMemoryType.self).prefix(Int(memory.memoryTypeCount)).map(\.propertyFlags)
         }
 
+        let coop = cooperativeMatrix == .automatic ? chosen.cooperativeMatrixShape : nil
+        cooperativeMatrixShape = coop
+        // The cooperative-matrix shaders declare Float16, VulkanMemoryModel and CooperativeMatrixKHR:
+        // their features are enabled only with the extension (nothing else needs them).
+        var float16 = VkPhysicalDeviceShaderFloat16Int8Features()
+        float16.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_FLOAT16_INT8_FEATURES
+        float16.shaderFloat16 = VkBool32(VK_TRUE)
+        var memoryModel = VkPhysicalDeviceVulkanMemoryModelFeatures()
+        memoryModel.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_MEMORY_MODEL_FEATURES
+        memoryModel.vulkanMemoryModel = VkBool32(VK_TRUE)
+        var coopFeature = sd_VkPhysicalDeviceCooperativeMatrixFeaturesKHR()
+        coopFeature.sType = sd_vk_structure_type_cooperative_matrix_features
+        coopFeature.cooperativeMatrix = VkBool32(VK_TRUE)
+        let deviceExtensions = coop == nil ? [] : [VulkanInstance.cooperativeMatrixExtension]
+
         var priority: Float = 1
         var made: VkDevice?
         let name = chosen.name
+        try withUnsafeMutablePointer(to: &float16) { f16 in
+        try withUnsafeMutablePointer(to: &memoryModel) { model in
+        try withUnsafeMutablePointer(to: &coopFeature) { coopPointer in
+        try withCStrings(deviceExtensions) { extensionNames in
+        f16.pointee.pNext = UnsafeMutableRawPointer(model)
+        model.pointee.pNext = UnsafeMutableRawPointer(coopPointer)
         try withUnsafePointer(to: &priority) { priorityPointer in
             var queueInfo = VkDeviceQueueCreateInfo()
             queueInfo.sType = VK_STRUCTURE_TYPE_DEVICE_QUEUE_CREATE_INFO
@@ -84,8 +109,15 @@ final class VulkanDevice: @unchecked Sendable {
                 deviceInfo.sType = VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO
                 deviceInfo.queueCreateInfoCount = 1
                 deviceInfo.pQueueCreateInfos = queuePointer
+                deviceInfo.pNext = coop == nil ? nil : UnsafeRawPointer(f16)
+                deviceInfo.enabledExtensionCount = UInt32(deviceExtensions.count)
+                deviceInfo.ppEnabledExtensionNames = extensionNames
                 try check(f.createDevice(physical, &deviceInfo, nil, &made), "vkCreateDevice on \(name)")
             }
+        }
+        }
+        }
+        }
         }
         guard let made else { throw VulkanError.call("vkCreateDevice", result: 0) }
         handle = made
