@@ -53,7 +53,15 @@ coopVersion="glslang $("$venv/bin/glslangValidator" --version | sed -n 's/^Glsla
         *_coop*)
             "$venv/bin/glslangValidator" "${COOP_FLAGS[@]}" -o "$work/$name.raw.spv" "$source" >/dev/null
             "$venv/bin/spirv-opt" -O "$work/$name.raw.spv" -o "$work/$name.spv"
-            "$venv/bin/spirv-val" --target-env vulkan1.3 "$work/$name.spv" ;;
+            "$venv/bin/spirv-val" --target-env vulkan1.3 "$work/$name.spv"
+            # Also specialised (constants 1-3 = TM, TN, TK) and folded at tiles drivers list, as a
+            # pipeline would be: each must still validate.
+            for tile in 16:16:16 16:8:8 32:32:16; do
+                IFS=: read -r tm tn tk <<< "$tile"
+                "$venv/bin/spirv-opt" --set-spec-const-default-value "1:$tm 2:$tn 3:$tk" --freeze-spec-const \
+                    --fold-spec-const-op-composite -O "$work/$name.raw.spv" -o "$work/$name.$tm.$tn.$tk.spv"
+                "$venv/bin/spirv-val" --target-env vulkan1.3 "$work/$name.$tm.$tn.$tk.spv"
+            done ;;
         *)
             glslc "${GLSLC_FLAGS[@]}" -o "$work/$name.spv" "$source"
             spirv-val --target-env vulkan1.1 "$work/$name.spv" ;;

@@ -54,17 +54,21 @@ public enum CooperativeMatrix {
         /// Workgroup-shared memory gemm_coop.glsl declares for this tile: fp16 slabs of A
         /// (4m × 2k) and B (2k × 4n) and the fp32 output block (4m × 4n).
         public var sharedBytes: Int { (4 * m * 2 * k + 2 * k * 4 * n) * 2 + 4 * m * 4 * n * 4 }
+
+        /// Whether gemm_coop.glsl can run this tile: its 2·K-wide slab divides the 128 invocations, and
+        /// each invocation loads at most 32 rows of A per step (4M·2K / 128 ≤ 32, i.e. M·K ≤ 512).
+        public var fitsTheShader: Bool { 128 % (2 * k) == 0 && m * k <= 512 }
     }
 
     /// The configuration the products use among `properties`, or nil: fp16 A and B, fp32 C and
-    /// result, no saturation, subgroup scope, and a tile whose shared memory fits. 16×16×16 when
-    /// offered (every current NVIDIA, AMD and Intel driver lists it), else the smallest tile
-    /// (M·N·K, then M, N, K) — the least shared memory and the least padding at edges.
+    /// result, no saturation, subgroup scope, and a tile the shader handles (`fitsTheShader`) whose
+    /// shared memory fits. 16×16×16 when offered (every current NVIDIA, AMD and Intel driver lists
+    /// it), else the smallest tile (M·N·K, then M, N, K): the least shared memory and edge padding.
     public static func select(_ properties: [Property], maxSharedMemory: Int) -> Shape? {
         let usable = properties.filter {
             $0.a == .float16 && $0.b == .float16 && $0.c == .float32 && $0.result == .float32 && !$0.saturatingAccumulation
                 && $0.scope == subgroupScope && $0.m > 0 && $0.n > 0 && $0.k > 0
-        }.map { Shape(m: $0.m, n: $0.n, k: $0.k) }.filter { $0.sharedBytes <= maxSharedMemory }
+        }.map { Shape(m: $0.m, n: $0.n, k: $0.k) }.filter { $0.fitsTheShader && $0.sharedBytes <= maxSharedMemory }
         if let square = usable.first(where: { $0.m == 16 && $0.n == 16 && $0.k == 16 }) { return square }
         return usable.min { ($0.m * $0.n * $0.k, $0.m, $0.n, $0.k) < ($1.m * $1.n * $1.k, $1.m, $1.n, $1.k) }
     }

@@ -59,6 +59,12 @@ import Tensors
         let big = [Self.entry(32, 32, 16, .float16, .float32)]
         #expect(CooperativeMatrix.select(big, maxSharedMemory: 48 << 10) == nil)
         #expect(CooperativeMatrix.select(big, maxSharedMemory: 96 << 10) == CooperativeMatrix.Shape(m: 32, n: 32, k: 16))
+        // Tiles the shader cannot split over 128 invocations: a 2·24 = 48-wide K slab (128 % 48 ≠ 0),
+        // and 32×16×32 (4·32·64 / 128 = 64 A rows per invocation, over 32). 16×8×8 beside them wins.
+        let odd = [Self.entry(16, 16, 24, .float16, .float32), Self.entry(32, 16, 32, .float16, .float32)]
+        #expect(CooperativeMatrix.select(odd, maxSharedMemory: 1 << 20) == nil)
+        #expect(CooperativeMatrix.select(odd + [Self.entry(16, 8, 8, .float16, .float32)], maxSharedMemory: 1 << 20)
+                == CooperativeMatrix.Shape(m: 16, n: 8, k: 8))
     }
 
     @Test func componentTypesReadFromVulkanValues() {

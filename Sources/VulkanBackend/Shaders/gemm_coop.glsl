@@ -8,7 +8,8 @@
 // out round-robin over its subgroups (gl_NumSubgroups, whatever size the driver picks; with fewer
 // than 2 subgroups the block takes two passes). K advances 2·TK at a time: all invocations stage
 // the A and B slabs through shared memory, converting fp32 (or packed fp16 weights) to fp16 and
-// padding with zeros past M, N and K, so every shape is handled without alignment rules. Results go
+// padding with zeros past M, N and K, so every shape is handled without alignment rules (values
+// beyond fp16's ±65504 become ±inf: the portable shaders remain for such data). Results go
 // through a shared fp32 block so the epilogue (bias, residual/addend, bounds) stays storeC's.
 layout(local_size_x = 128) in;
 layout(constant_id = 1) const uint TM = 16;
@@ -18,6 +19,11 @@ const uint BM = 4u * TM, BN = 4u * TN, BK = 2u * TK;
 const uint TILES = 16u;     // 4 × 4 hardware tiles per workgroup
 const uint PER_SUBGROUP = 8u;
 const uint INVOCATIONS = 128u;
+// Each invocation loads column lid % BK of A-slab rows lid / BK + j·(128 / BK), j < A_ROWS, in every
+// K step (as gemm.glsl does), so those rows are decomposed once (conv2d's need divisions). Swift's
+// CooperativeMatrix.select keeps BK a divisor of 128 and A_ROWS ≤ MAX_A_ROWS.
+const uint A_ROWS = BM * BK / INVOCATIONS;
+const uint MAX_A_ROWS = 32u;
 
 shared float16_t slabA[BM * BK];   // row-major, BK per row
 shared float16_t slabB[BK * BN];   // row-major, BN per row
@@ -28,26 +34,30 @@ void gemmMain() {
     uint row0 = gl_WorkGroupID.y * BM, col0 = gl_WorkGroupID.x * BN;
     uint lid = gl_LocalInvocationID.x;
     uint subgroups = gl_NumSubgroups, sg = gl_SubgroupID;
+    uint ac = lid % BK, ar0 = lid / BK, rowStep = INVOCATIONS / BK;
+    RowA rows[MAX_A_ROWS];
+    for (uint j = 0u; j < A_ROWS; j++) rows[j] = rowA(batch, min(row0 + ar0 + j * rowStep, p.M - 1u));
     for (uint first = 0u; first < TILES; first += subgroups * PER_SUBGROUP) {
         coopmat<float, gl_ScopeSubgroup, TM, TN, gl_MatrixUseAccumulator> acc[PER_SUBGROUP];
         for (uint i = 0u; i < PER_SUBGROUP; i++) {
             acc[i] = coopmat<float, gl_ScopeSubgroup, TM, TN, gl_MatrixUseAccumulator>(0.0);
         }
         for (uint k0 = 0u; k0 < p.K; k0 += BK) {
-            for (uint e = lid; e < BM * BK; e += INVOCATIONS) {
-                uint r = e / BK, c = e % BK;
-                uint m = row0 + r, kk = k0 + c;
+            uint kk = k0 + ac;
+            ColA col = colA(min(kk, p.K - 1u));
+            for (uint j = 0u; j < A_ROWS; j++) {
+                uint r = ar0 + j * rowStep, m = row0 + r;
                 float v = 0.0;
-                if (m < p.M && kk < p.K) v = loadA(rowA(batch, m), colA(kk));
-                slabA[e] = float16_t(v);
+                if (m < p.M && kk < p.K) v = loadA(rows[j], col);
+                slabA[r * BK + ac] = float16_t(v);
             }
             for (uint e = lid; e < BK * BN; e += INVOCATIONS) {
                 // Neighbouring invocations read neighbouring words of B: along N when B is K × N,
                 // along K when it is stored transposed (a linear layer's weight).
                 uint r = bTransposed() ? e % BK : e / BN, c = bTransposed() ? e / BK : e % BN;
-                uint n = col0 + c, kk = k0 + r;
+                uint n = col0 + c, kb = k0 + r;
                 float v = 0.0;
-                if (n < p.N && kk < p.K) v = loadB(batch, kk, n);
+                if (n < p.N && kb < p.K) v = loadB(batch, kb, n);
                 slabB[r * BN + c] = float16_t(v);
             }
             barrier();
