@@ -200,29 +200,26 @@ final class PipelineLibrary {
             VkSpecializationMapEntry(constantID: UInt32($0 + 1), offset: UInt32($0 * 4), size: 4)
         }
         var pipeline: VkPipeline?
-        let result = "main".withCString { entry -> VkResult in
-          entries.withUnsafeBufferPointer { entryList in
-           constants.withUnsafeBytes { data in
-            var specialization = VkSpecializationInfo()
-            specialization.mapEntryCount = UInt32(entryList.count)
-            specialization.pMapEntries = entryList.baseAddress
-            specialization.dataSize = data.count
-            specialization.pData = data.baseAddress
-            return withUnsafePointer(to: &specialization) { specializationPointer in
-            var stage = VkPipelineShaderStageCreateInfo()
-            stage.sType = VK_STRUCTURE_TYPE_PIPELINE_SHADER_STAGE_CREATE_INFO
-            stage.stage = VK_SHADER_STAGE_COMPUTE_BIT
-            stage.module = module
-            stage.pName = entry
-            stage.pSpecializationInfo = constants.isEmpty ? nil : specializationPointer
-            var info = VkComputePipelineCreateInfo()
-            info.sType = VK_STRUCTURE_TYPE_COMPUTE_PIPELINE_CREATE_INFO
-            info.stage = stage
-            info.layout = layout
-            return f.createComputePipelines(d, cache, 1, &info, nil, &pipeline)
+        let result = "main".withCString { entry in
+            entries.withUnsafeBufferPointer { entryList in
+                constants.withUnsafeBytes { data in
+                    var specialization = VkSpecializationInfo(mapEntryCount: UInt32(entryList.count), pMapEntries: entryList.baseAddress,
+                                                              dataSize: data.count, pData: data.baseAddress)
+                    return withUnsafePointer(to: &specialization) { specializationPointer -> VkResult in
+                        var stage = VkPipelineShaderStageCreateInfo()
+                        stage.sType = VK_STRUCTURE_TYPE_PIPELINE_SHADER_STAGE_CREATE_INFO
+                        stage.stage = VK_SHADER_STAGE_COMPUTE_BIT
+                        stage.module = module
+                        stage.pName = entry
+                        stage.pSpecializationInfo = constants.isEmpty ? nil : specializationPointer
+                        var info = VkComputePipelineCreateInfo()
+                        info.sType = VK_STRUCTURE_TYPE_COMPUTE_PIPELINE_CREATE_INFO
+                        info.stage = stage
+                        info.layout = layout
+                        return f.createComputePipelines(d, cache, 1, &info, nil, &pipeline)
+                    }
+                }
             }
-           }
-          }
         }
         guard result == VK_SUCCESS, let pipeline else {
             f.destroyPipelineLayout(d, layout, nil)

@@ -89,6 +89,9 @@ final class VulkanInstance: @unchecked Sendable {
     let validationLog = ValidationLog()
     /// True when VK_LAYER_KHRONOS_validation is active.
     let validating: Bool
+    /// The API version the instance was created for (what devices may be used at: SPIR-V 1.6, which
+    /// the cooperative-matrix shaders are, needs 1.3).
+    let apiVersion: UInt32
     private var messenger: VkDebugUtilsMessengerEXT?
 
     static let validationLayer = "VK_LAYER_KHRONOS_validation"
@@ -114,6 +117,8 @@ final class VulkanInstance: @unchecked Sendable {
         guard loaderVersion >= sd_vk_api_version_1_1 else {
             throw VulkanError.unsupported("Vulkan 1.1 (the loader offers \(sd_vk_version_major(loaderVersion)).\(sd_vk_version_minor(loaderVersion)))")
         }
+        let apiVersion = min(loaderVersion, sd_vk_api_version_1_3)
+        self.apiVersion = apiVersion
         let useValidation = try validation && VulkanInstance.validationLayerAvailable()
         let layers = useValidation ? [VulkanInstance.validationLayer] : []
         let extensions = useValidation ? [VulkanInstance.debugUtils, VulkanInstance.validationFeatures] : []
@@ -125,7 +130,7 @@ final class VulkanInstance: @unchecked Sendable {
                     app.sType = VK_STRUCTURE_TYPE_APPLICATION_INFO
                     app.pApplicationName = appName
                     app.pEngineName = appName
-                    app.apiVersion = min(loaderVersion, sd_vk_api_version_1_3)
+                    app.apiVersion = apiVersion
                     // Under validation, also check synchronisation (missing or wrong barriers, hazards
                     // between dispatches and copies): lavapipe runs work in order and would hide them.
                     let enabled = [VK_VALIDATION_FEATURE_ENABLE_SYNCHRONIZATION_VALIDATION_EXT]
