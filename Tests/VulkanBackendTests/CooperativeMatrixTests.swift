@@ -119,3 +119,51 @@ import Tensors
         try CooperativeProductChecks(vk: Self.automatic.get()).run()
     }
 }
+
+/// The committed cooperative-matrix SPIR-V against what the Swift side assumes of it: the capability
+/// only in the coop modules (the portable ones must run without the extension), specialization
+/// constants 1–3 for TM, TN, TK (defaults 16), and 128-invocation workgroups.
+@Suite struct CooperativeMatrixBinaryTests {
+    /// (opcode, operands) of each instruction after the 5-word header.
+    static func instructions(_ words: [UInt32]) -> [(UInt32, ArraySlice<UInt32>)] {
+        var result: [(UInt32, ArraySlice<UInt32>)] = []
+        var at = 5
+        while at < words.count {
+            let count = Int(words[at] >> 16), opcode = words[at] & 0xFFFF
+            guard count > 0, at + count <= words.count else { break }
+            result.append((opcode, words[(at + 1)..<(at + count)]))
+            at += count
+        }
+        return result
+    }
+
+    static let opCapability: UInt32 = 17, opExecutionMode: UInt32 = 16, opDecorate: UInt32 = 71, opSpecConstant: UInt32 = 50
+    static let cooperativeMatrixCapability: UInt32 = 6022, localSize: UInt32 = 17, specId: UInt32 = 1
+
+    @Test func capabilityOnlyInTheCooperativeModules() throws {
+        for shader in Shader.allCases {
+            let capabilities = Self.instructions(try shader.spirv()).filter { $0.0 == Self.opCapability }.compactMap(\.1.first)
+            #expect(capabilities.contains(Self.cooperativeMatrixCapability) == shader.usesCooperativeMatrix, "\(shader)")
+        }
+    }
+
+    @Test func specializationConstantsAndWorkgroupSize() throws {
+        for shader in Shader.allCases where shader.usesCooperativeMatrix {
+            let code = Self.instructions(try shader.spirv())
+            // SpecId decorations: target id → constant id.
+            var ids: [UInt32: UInt32] = [:]
+            for (op, operands) in code where op == Self.opDecorate && operands.count == 3 && operands[operands.startIndex + 1] == Self.specId {
+                ids[operands[operands.startIndex]] = operands[operands.startIndex + 2]
+            }
+            #expect(Set(ids.values) == [1, 2, 3], "\(shader): spec ids \(ids.values.sorted())")
+            // Each is an OpSpecConstant %uint 16.
+            let defaults = code.filter { $0.0 == Self.opSpecConstant && ids[$0.1[$0.1.startIndex + 1]] != nil }.map { $0.1.last }
+            #expect(defaults.count == 3 && defaults.allSatisfy { $0 == 16 }, "\(shader): defaults \(defaults)")
+            let size = code.first { $0.0 == Self.opExecutionMode && $0.1.count >= 5 && $0.1[$0.1.startIndex + 1] == Self.localSize }
+            #expect(size.map { Array($0.1.dropFirst(2)) } == [UInt32(Shader.cooperativeWorkgroupSize), 1, 1], "\(shader)")
+        }
+        #expect(Shader.allCases.filter(\.usesCooperativeMatrix).count == 4)
+        #expect([Shader.matmul, .matmulHalf, .conv2d, .conv2dHalf].compactMap(\.cooperativeMatrixVariant)
+                == [.matmulCoop, .matmulCoopHalf, .conv2dCoop, .conv2dCoopHalf])
+    }
+}
