@@ -5,6 +5,9 @@ APT_PACKAGES := libdnnl-dev libpng-dev libturbojpeg0-dev ffmpeg
 # The Vulkan backend: headers and loader, glslc and spirv-val (tools/compile_shaders.sh), Mesa's
 # lavapipe (a CPU Vulkan device, so every shader is tested without a GPU) and the validation layer.
 APT_PACKAGES += libvulkan-dev glslc spirv-tools mesa-vulkan-drivers vulkan-validationlayers
+# The cooperative-matrix shaders need a newer glslang and SPIRV-Tools than Debian 12's: the script
+# installs the PyPI wheels pinned in tools/requirements-shaders.txt into .build/shader-tools (a venv).
+APT_PACKAGES += python3-venv
 PYTHON ?= python3
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 # The headless-browser test of the live page (Tests/LiveServerTests/BrowserTests.swift).

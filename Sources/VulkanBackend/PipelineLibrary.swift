@@ -11,13 +11,15 @@ enum Shader: String, CaseIterable, Sendable {
     case normStats = "norm_stats", normCombine = "norm_combine", normApply = "norm_apply"
     /// Attention with key/value tiles in shared memory, for head dimensions up to `tiledAttentionMaxHeadDim`.
     case attentionTiled = "attention_tiled"
+    /// The products on cooperative matrices (gemm_coop.glsl), fp32 and fp16-packed B.
+    case matmulCoop = "matmul_coop", matmulCoopHalf = "matmul_coop_half", conv2dCoop = "conv2d_coop", conv2dCoopHalf = "conv2d_coop_half"
 
     var bindings: Int {
         switch self {
         case .unary, .geglu, .softmax, .convWeight, .resize, .copyColumns, .packHalf, .normCombine: return 2
         case .binary, .normStats: return 3
         case .attention, .attentionTiled: return 4
-        case .norm, .matmul, .conv2d, .matmulHalf, .conv2dHalf: return 5
+        case .norm, .matmul, .conv2d, .matmulHalf, .conv2dHalf, .matmulCoop, .matmulCoopHalf, .conv2dCoop, .conv2dCoopHalf: return 5
         case .normApply: return 6
         }
     }
@@ -29,6 +31,8 @@ enum Shader: String, CaseIterable, Sendable {
         case .matmul, .conv2d, .matmulHalf, .conv2dHalf: return 2 * 8 * 32 * 4
         case .softmax, .norm, .normStats: return 64 * 4
         case .attentionTiled: return (16 * Shader.tiledAttentionMaxHeadDim + 16 * 64) * 4   // 14 KiB
+        // At the default 16 × 16 × 16 tile (24 KiB); CooperativeMatrix.select checks the chosen tile's.
+        case .matmulCoop, .matmulCoopHalf, .conv2dCoop, .conv2dCoopHalf: return CooperativeMatrix.Shape(m: 16, n: 16, k: 16).sharedBytes
         default: return 0
         }
     }
@@ -37,7 +41,26 @@ enum Shader: String, CaseIterable, Sendable {
     static let tiledAttentionMaxHeadDim = 160
 
     /// Shaders used only when the device has what they need (else an equivalent is used).
-    var isOptional: Bool { self == .attentionTiled }
+    var isOptional: Bool { self == .attentionTiled || usesCooperativeMatrix }
+
+    /// Needs VK_KHR_cooperative_matrix, and the tile in specialization constants 1–3.
+    var usesCooperativeMatrix: Bool { [.matmulCoop, .matmulCoopHalf, .conv2dCoop, .conv2dCoopHalf].contains(self) }
+
+    /// The cooperative-matrix counterpart of a product shader.
+    var cooperativeMatrixVariant: Shader? {
+        switch self {
+        case .matmul: return .matmulCoop
+        case .matmulHalf: return .matmulCoopHalf
+        case .conv2d: return .conv2dCoop
+        case .conv2dHalf: return .conv2dCoopHalf
+        default: return nil
+        }
+    }
+
+    /// Invocations per workgroup of the cooperative-matrix products, and the rows and columns of C
+    /// one workgroup computes for a hardware tile (gemm_coop.glsl: 4 × 4 tiles).
+    static let cooperativeWorkgroupSize = 128
+    static func cooperativeBlock(_ shape: CooperativeMatrix.Shape) -> (rows: Int, columns: Int) { (4 * shape.m, 4 * shape.n) }
 
     /// The most storage buffers a shader binds (descriptor pools are sized for it).
     static let maxBindings = Shader.allCases.map(\.bindings).max() ?? 1
@@ -163,18 +186,40 @@ final class PipelineLibrary {
             throw VulkanError.call("vkCreatePipelineLayout", result: layoutResult.rawValue)
         }
 
+        // Specialization constants 1–3 of the cooperative-matrix shaders: the device's tile.
+        var constants: [UInt32] = []
+        if shader.usesCooperativeMatrix {
+            guard let shape = device.cooperativeMatrixShape else {
+                f.destroyPipelineLayout(d, layout, nil)
+                f.destroyDescriptorSetLayout(d, setLayout, nil)
+                throw VulkanError.unsupported("\(shader.rawValue): VK_KHR_cooperative_matrix with an fp16 × fp16 → fp32 subgroup configuration")
+            }
+            constants = [UInt32(shape.m), UInt32(shape.n), UInt32(shape.k)]
+        }
+        let entries = constants.indices.map {
+            VkSpecializationMapEntry(constantID: UInt32($0 + 1), offset: UInt32($0 * 4), size: 4)
+        }
         var pipeline: VkPipeline?
-        let result = "main".withCString { entry -> VkResult in
-            var stage = VkPipelineShaderStageCreateInfo()
-            stage.sType = VK_STRUCTURE_TYPE_PIPELINE_SHADER_STAGE_CREATE_INFO
-            stage.stage = VK_SHADER_STAGE_COMPUTE_BIT
-            stage.module = module
-            stage.pName = entry
-            var info = VkComputePipelineCreateInfo()
-            info.sType = VK_STRUCTURE_TYPE_COMPUTE_PIPELINE_CREATE_INFO
-            info.stage = stage
-            info.layout = layout
-            return f.createComputePipelines(d, cache, 1, &info, nil, &pipeline)
+        let result = "main".withCString { entry in
+            entries.withUnsafeBufferPointer { entryList in
+                constants.withUnsafeBytes { data in
+                    var specialization = VkSpecializationInfo(mapEntryCount: UInt32(entryList.count), pMapEntries: entryList.baseAddress,
+                                                              dataSize: data.count, pData: data.baseAddress)
+                    return withUnsafePointer(to: &specialization) { specializationPointer -> VkResult in
+                        var stage = VkPipelineShaderStageCreateInfo()
+                        stage.sType = VK_STRUCTURE_TYPE_PIPELINE_SHADER_STAGE_CREATE_INFO
+                        stage.stage = VK_SHADER_STAGE_COMPUTE_BIT
+                        stage.module = module
+                        stage.pName = entry
+                        stage.pSpecializationInfo = constants.isEmpty ? nil : specializationPointer
+                        var info = VkComputePipelineCreateInfo()
+                        info.sType = VK_STRUCTURE_TYPE_COMPUTE_PIPELINE_CREATE_INFO
+                        info.stage = stage
+                        info.layout = layout
+                        return f.createComputePipelines(d, cache, 1, &info, nil, &pipeline)
+                    }
+                }
+            }
         }
         guard result == VK_SUCCESS, let pipeline else {
             f.destroyPipelineLayout(d, layout, nil)

@@ -81,10 +81,21 @@ extension VulkanBackend {
                          g.strideH, g.strideW, g.padTop, g.padLeft, op: "conv2d")
             push.add(xb.offset, wb.offset, yb.offset, bb.offset, ab.offset)
             push.add(w.bias == nil ? 0 : 1, addend == nil ? 0 : (addend?.shape == shape ? 2 : 1), fusedReLU ? 1 : 0)
-            try stream.dispatch(w.weight.half ? .conv2dHalf : .conv2d, [xb.buffer, wb.buffer, yb.buffer, bb.buffer, ab.buffer], push: push.words,
-                                groups: ((s.outChannels + 31) / 32, (m + 31) / 32, 1))
+            let (shader, groups) = product(w.weight.half ? .conv2dHalf : .conv2d, m: m, n: s.outChannels, batch: 1)
+            try stream.dispatch(shader, [xb.buffer, wb.buffer, yb.buffer, bb.buffer, ab.buffer], push: push.words, groups: groups)
             return y
         }
+    }
+
+    /// The shader for an M × N product (per batch) and its grid: the cooperative-matrix variant when
+    /// the device has one enabled (gemm_coop.glsl: blocks of 4 × 4 hardware tiles, any shape — edges
+    /// are zero-padded in shared memory), else the portable 32 × 32-tile shader.
+    func product(_ portable: Shader, m: Int, n: Int, batch: Int) -> (Shader, (Int, Int, Int)) {
+        if let shape = cooperativeMatrix, let coop = portable.cooperativeMatrixVariant {
+            let block = Shader.cooperativeBlock(shape)
+            return (coop, ((n + block.columns - 1) / block.columns, (m + block.rows - 1) / block.rows, batch))
+        }
+        return (portable, ((n + 31) / 32, (m + 31) / 32, batch))
     }
 
     /// C = A · B (+ bias) (+ residual) through matmul.comp.
@@ -104,8 +115,8 @@ extension VulkanBackend {
             try push.add(batch, m, n, k, op: op)
             push.add(ab.offset, bb.offset, yb.offset, biasB.offset, resB.offset)
             push.add(transposeB ? 1 : 0, sharedB ? 1 : 0, bias == nil ? 0 : 1, residual == nil ? 0 : 1)
-            try stream.dispatch(weight?.half == true ? .matmulHalf : .matmul, [ab.buffer, bb.buffer, yb.buffer, biasB.buffer, resB.buffer], push: push.words,
-                                groups: ((n + 31) / 32, (m + 31) / 32, batch))
+            let (shader, groups) = product(weight?.half == true ? .matmulHalf : .matmul, m: m, n: n, batch: batch)
+            try stream.dispatch(shader, [ab.buffer, bb.buffer, yb.buffer, biasB.buffer, resB.buffer], push: push.words, groups: groups)
             return y
         }
     }

@@ -44,11 +44,15 @@ public final class VulkanBackend: Backend, @unchecked Sendable {
         public var idleLimitBytes: Int
         public var weightStorage: WeightStorage
         public var attention: AttentionKernel
+        /// Whether matmul, linear and conv2d may run on cooperative matrices (tensor cores) when the
+        /// device offers them; the environment variable `CooperativeMatrix.environmentKey` overrides it.
+        public var cooperativeMatrix: CooperativeMatrix.Mode
 
         public init(deviceIndex: Int? = nil, allowCPU: Bool = true, validation: Bool = false, idleLimitBytes: Int = 4 << 30,
-                    weightStorage: WeightStorage = .float32, attention: AttentionKernel = .rowPerInvocation) {
+                    weightStorage: WeightStorage = .float32, attention: AttentionKernel = .rowPerInvocation,
+                    cooperativeMatrix: CooperativeMatrix.Mode = .automatic) {
             (self.deviceIndex, self.allowCPU, self.validation, self.idleLimitBytes) = (deviceIndex, allowCPU, validation, idleLimitBytes)
-            (self.weightStorage, self.attention) = (weightStorage, attention)
+            (self.weightStorage, self.attention, self.cooperativeMatrix) = (weightStorage, attention, cooperativeMatrix)
         }
     }
 
@@ -56,6 +60,9 @@ public final class VulkanBackend: Backend, @unchecked Sendable {
     public let device: VulkanDeviceInfo
     public let weightStorage: WeightStorage
     public let attentionKernel: AttentionKernel
+    /// The cooperative-matrix tile matmul, linear and conv2d run on (fp16 inputs, fp32
+    /// accumulation), or nil when they use the portable fp32 shaders.
+    public let cooperativeMatrix: CooperativeMatrix.Shape?
     let instance: VulkanInstance
     let vulkan: VulkanDevice
     let pool: DeviceBufferPool
@@ -68,7 +75,9 @@ public final class VulkanBackend: Backend, @unchecked Sendable {
 
     public init(options: Options = Options()) throws {
         instance = try VulkanInstance(validation: options.validation)
-        vulkan = try VulkanDevice(instance: instance, index: options.deviceIndex, allowCPU: options.allowCPU)
+        let mode = try CooperativeMatrix.mode(requested: options.cooperativeMatrix, environment: ProcessInfo.processInfo.environment)
+        vulkan = try VulkanDevice(instance: instance, index: options.deviceIndex, allowCPU: options.allowCPU, cooperativeMatrix: mode)
+        cooperativeMatrix = vulkan.cooperativeMatrixShape
         device = vulkan.info
         weightStorage = options.weightStorage
         attentionKernel = options.attention
@@ -108,7 +117,7 @@ public final class VulkanBackend: Backend, @unchecked Sendable {
 
     public var description: String {
         "Vulkan (\(device.name), \(device.kind.rawValue), Vulkan \(device.apiVersion), subgroup \(device.subgroupSize), \(computeDType) compute"
-            + (weightStorage == .float16 ? ", fp16 weights)" : ")")
+            + (weightStorage == .float16 ? ", fp16 weights" : "") + ", cooperative matrix: \(cooperativeMatrix.map(\.description) ?? "none"))"
     }
 
     /// Submits recorded work and waits for it (the host reads results through `floats`, which does

@@ -22,6 +22,9 @@ final class VulkanDevice: @unchecked Sendable {
     let queueFamily: UInt32
     /// Property flags of each memory type, by index.
     let memoryTypes: [UInt32]
+    /// The cooperative-matrix tile the products use (VK_KHR_cooperative_matrix and its features
+    /// enabled on this device), or nil for the portable shaders.
+    let cooperativeMatrixShape: CooperativeMatrix.Shape?
 
     /// Every device the instance sees, in enumeration order (the indices `--device` takes).
     static func list(_ instance: VulkanInstance) throws -> [VulkanDeviceInfo] {
@@ -30,7 +33,8 @@ final class VulkanDevice: @unchecked Sendable {
 
     /// The device at `index`, or else the preferred one: discrete, integrated, virtual, then CPU.
     /// A CPU implementation (lavapipe) is taken only when `allowCPU` or when named by index.
-    init(instance: VulkanInstance, index: Int?, allowCPU: Bool) throws {
+    /// `cooperativeMatrix`: enable VK_KHR_cooperative_matrix when the device has a usable configuration.
+    init(instance: VulkanInstance, index: Int?, allowCPU: Bool, cooperativeMatrix: CooperativeMatrix.Mode = .automatic) throws {
         self.instance = instance
         let devices = try instance.physicalDevices()
         let infos = try devices.enumerated().map { try instance.info($0.element, index: $0.offset) }
@@ -70,24 +74,9 @@ final class VulkanDevice: @unchecked Sendable {
             $0.bindMemory(to: VkMemoryType.self).prefix(Int(memory.memoryTypeCount)).map(\.propertyFlags)
         }
 
-        var priority: Float = 1
-        var made: VkDevice?
-        let name = chosen.name
-        try withUnsafePointer(to: &priority) { priorityPointer in
-            var queueInfo = VkDeviceQueueCreateInfo()
-            queueInfo.sType = VK_STRUCTURE_TYPE_DEVICE_QUEUE_CREATE_INFO
-            queueInfo.queueFamilyIndex = UInt32(family)
-            queueInfo.queueCount = 1
-            queueInfo.pQueuePriorities = priorityPointer
-            try withUnsafePointer(to: &queueInfo) { queuePointer in
-                var deviceInfo = VkDeviceCreateInfo()
-                deviceInfo.sType = VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO
-                deviceInfo.queueCreateInfoCount = 1
-                deviceInfo.pQueueCreateInfos = queuePointer
-                try check(f.createDevice(physical, &deviceInfo, nil, &made), "vkCreateDevice on \(name)")
-            }
-        }
-        guard let made else { throw VulkanError.call("vkCreateDevice", result: 0) }
+        let coop = cooperativeMatrix == .automatic && instance.apiVersion >= sd_vk_api_version_1_3 ? chosen.cooperativeMatrixShape : nil
+        cooperativeMatrixShape = coop
+        let made = try Self.createDevice(f, physical, family: UInt32(family), cooperativeMatrix: coop != nil, name: chosen.name)
         handle = made
         do { functions = try DeviceFunctions(f, made) } catch {
             if let destroy = f.getDeviceProcAddr(made, "vkDestroyDevice") { unsafeBitCast(destroy, to: PFN_vkDestroyDevice.self)(made, nil) }
@@ -97,6 +86,54 @@ final class VulkanDevice: @unchecked Sendable {
         functions.getDeviceQueue(made, UInt32(family), 0, &q)
         guard let q else { throw VulkanError.call("vkGetDeviceQueue", result: 0) }
         queue = q
+    }
+
+    /// vkCreateDevice with one compute queue; with `cooperativeMatrix`, also VK_KHR_cooperative_matrix
+    /// and the features its shaders declare (Float16, VulkanMemoryModel, CooperativeMatrixKHR),
+    /// enabled only then (nothing else needs them).
+    private static func createDevice(_ f: InstanceFunctions, _ physical: VkPhysicalDevice, family: UInt32, cooperativeMatrix: Bool,
+                                     name: String) throws -> VkDevice {
+        var float16 = VkPhysicalDeviceShaderFloat16Int8Features()
+        float16.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_FLOAT16_INT8_FEATURES
+        float16.shaderFloat16 = VkBool32(VK_TRUE)
+        var memoryModel = VkPhysicalDeviceVulkanMemoryModelFeatures()
+        memoryModel.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_MEMORY_MODEL_FEATURES
+        memoryModel.vulkanMemoryModel = VkBool32(VK_TRUE)
+        var coopFeature = sd_VkPhysicalDeviceCooperativeMatrixFeaturesKHR()
+        coopFeature.sType = sd_vk_structure_type_cooperative_matrix_features
+        coopFeature.cooperativeMatrix = VkBool32(VK_TRUE)
+        let extensions = cooperativeMatrix ? [VulkanInstance.cooperativeMatrixExtension] : []
+        var priority: Float = 1
+        var made: VkDevice?
+        try withUnsafeMutablePointer(to: &coopFeature) { coopPointer in
+            try withUnsafeMutablePointer(to: &memoryModel) { model in
+                try withUnsafeMutablePointer(to: &float16) { f16 in
+                    model.pointee.pNext = UnsafeMutableRawPointer(coopPointer)
+                    f16.pointee.pNext = UnsafeMutableRawPointer(model)
+                    try withCStrings(extensions) { extensionNames in
+                        try withUnsafePointer(to: &priority) { priorityPointer in
+                            var queueInfo = VkDeviceQueueCreateInfo()
+                            queueInfo.sType = VK_STRUCTURE_TYPE_DEVICE_QUEUE_CREATE_INFO
+                            queueInfo.queueFamilyIndex = family
+                            queueInfo.queueCount = 1
+                            queueInfo.pQueuePriorities = priorityPointer
+                            try withUnsafePointer(to: &queueInfo) { queuePointer in
+                                var deviceInfo = VkDeviceCreateInfo()
+                                deviceInfo.sType = VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO
+                                deviceInfo.pNext = cooperativeMatrix ? UnsafeRawPointer(f16) : nil
+                                deviceInfo.queueCreateInfoCount = 1
+                                deviceInfo.pQueueCreateInfos = queuePointer
+                                deviceInfo.enabledExtensionCount = UInt32(extensions.count)
+                                deviceInfo.ppEnabledExtensionNames = extensionNames
+                                try check(f.createDevice(physical, &deviceInfo, nil, &made), "vkCreateDevice on \(name)")
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        guard let made else { throw VulkanError.call("vkCreateDevice", result: 0) }
+        return made
     }
 
     deinit {

@@ -19,6 +19,8 @@ public enum VulkanError: Error, Equatable, CustomStringConvertible {
     case validation([String])
     /// A capture used in a way a replay cannot reproduce (a host read inside it, nesting).
     case captureMisuse(String)
+    /// An environment variable or option with a value the backend does not know.
+    case invalidSetting(String)
 
     public var description: String {
         switch self {
@@ -34,6 +36,8 @@ public enum VulkanError: Error, Equatable, CustomStringConvertible {
             return "Vulkan: device index \(index) does not exist (\(count) device\(count == 1 ? "" : "s") found; list them with `streamdiffusion devices`)"
         case let .unsupported(detail):
             return "Vulkan: the device does not support \(detail)"
+        case let .invalidSetting(detail):
+            return "Vulkan: invalid setting \(detail)"
         case let .captureMisuse(detail):
             return "Vulkan capture: \(detail) is not possible (a replay runs without the host)"
         case let .validation(messages):

@@ -37,13 +37,27 @@ public struct VulkanDeviceInfo: Sendable, Equatable, CustomStringConvertible {
     public let storageBuffer16BitAccess: Bool
     /// VK_KHR_cooperative_matrix or VK_NV_cooperative_matrix (tensor cores), when exposed.
     public let cooperativeMatrix: Bool
+    /// The Vulkan memory model (needed by the cooperative-matrix shaders, SPIR-V 1.6).
+    public let vulkanMemoryModel: Bool
+    /// VK_KHR_cooperative_matrix is exposed with its `cooperativeMatrix` feature, for compute shaders.
+    public let cooperativeMatrixFeature: Bool
+    /// What vkGetPhysicalDeviceCooperativeMatrixPropertiesKHR lists (empty without the extension).
+    public let cooperativeMatrixProperties: [CooperativeMatrix.Property]
+
+    /// The tile the products run on cooperative matrices with, or nil when they use the portable
+    /// shaders: needs Vulkan 1.3, the extension and feature, fp16 arithmetic, the Vulkan memory
+    /// model and an fp16 × fp16 → fp32 subgroup configuration (`CooperativeMatrix.select`).
+    public var cooperativeMatrixShape: CooperativeMatrix.Shape? {
+        guard apiVersionCode >= sd_vk_api_version_1_3, cooperativeMatrixFeature, shaderFloat16, vulkanMemoryModel else { return nil }
+        return CooperativeMatrix.select(cooperativeMatrixProperties, maxSharedMemory: maxSharedMemory)
+    }
 
     /// A real GPU (not lavapipe or another CPU implementation).
     public var isGPU: Bool { kind != .cpu && kind != .other }
 
     public var description: String {
         "[\(index)] \(name) (\(kind.rawValue), Vulkan \(apiVersion), subgroup \(subgroupSize), shared \(maxSharedMemory / 1024) KiB"
-            + (shaderFloat16 ? ", fp16" : "") + (cooperativeMatrix ? ", cooperative matrix" : "") + ")"
+            + (shaderFloat16 ? ", fp16" : "") + ", cooperative matrix: \(cooperativeMatrixShape.map(\.description) ?? "none"))"
     }
 }
 
@@ -75,6 +89,9 @@ final class VulkanInstance: @unchecked Sendable {
     let validationLog = ValidationLog()
     /// True when VK_LAYER_KHRONOS_validation is active.
     let validating: Bool
+    /// The API version the instance was created for (what devices may be used at: SPIR-V 1.6, which
+    /// the cooperative-matrix shaders are, needs 1.3).
+    let apiVersion: UInt32
     private var messenger: VkDebugUtilsMessengerEXT?
 
     static let validationLayer = "VK_LAYER_KHRONOS_validation"
@@ -100,6 +117,8 @@ final class VulkanInstance: @unchecked Sendable {
         guard loaderVersion >= sd_vk_api_version_1_1 else {
             throw VulkanError.unsupported("Vulkan 1.1 (the loader offers \(sd_vk_version_major(loaderVersion)).\(sd_vk_version_minor(loaderVersion)))")
         }
+        let apiVersion = min(loaderVersion, sd_vk_api_version_1_3)
+        self.apiVersion = apiVersion
         let useValidation = try validation && VulkanInstance.validationLayerAvailable()
         let layers = useValidation ? [VulkanInstance.validationLayer] : []
         let extensions = useValidation ? [VulkanInstance.debugUtils, VulkanInstance.validationFeatures] : []
@@ -111,7 +130,7 @@ final class VulkanInstance: @unchecked Sendable {
                     app.sType = VK_STRUCTURE_TYPE_APPLICATION_INFO
                     app.pApplicationName = appName
                     app.pEngineName = appName
-                    app.apiVersion = min(loaderVersion, sd_vk_api_version_1_3)
+                    app.apiVersion = apiVersion
                     // Under validation, also check synchronisation (missing or wrong barriers, hazards
                     // between dispatches and copies): lavapipe runs work in order and would hide them.
                     let enabled = [VK_VALIDATION_FEATURE_ENABLE_SYNCHRONIZATION_VALIDATION_EXT]
@@ -190,6 +209,8 @@ final class VulkanInstance: @unchecked Sendable {
         var storage16 = VkPhysicalDevice16BitStorageFeatures()
         storage16.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_16BIT_STORAGE_FEATURES
         let is11 = properties.apiVersion >= sd_vk_api_version_1_1
+        let extensions = try deviceExtensions(device)
+        let coop = try cooperativeMatrixSupport(device, extensions: extensions, apiVersion: properties.apiVersion)
         if is11 {
             withUnsafeMutablePointer(to: &subgroup) { p2.pNext = UnsafeMutableRawPointer($0); functions.getPhysicalDeviceProperties2(device, &p2) }
             withUnsafeMutablePointer(to: &float16) { f16 in
@@ -203,7 +224,6 @@ final class VulkanInstance: @unchecked Sendable {
                 }
             }
         }
-        let extensions = try deviceExtensions(device)
         let limits = properties.limits
         let kind: VulkanDeviceInfo.Kind
         switch properties.deviceType {
@@ -225,7 +245,8 @@ final class VulkanInstance: @unchecked Sendable {
             maxStorageBufferRange: Int(limits.maxStorageBufferRange),
             maxMemoryAllocationCount: Int(limits.maxMemoryAllocationCount),
             shaderFloat16: float16.shaderFloat16 != 0, storageBuffer16BitAccess: storage16.storageBuffer16BitAccess != 0,
-            cooperativeMatrix: extensions.contains("VK_KHR_cooperative_matrix") || extensions.contains("VK_NV_cooperative_matrix"))
+            cooperativeMatrix: extensions.contains(Self.cooperativeMatrixExtension) || extensions.contains("VK_NV_cooperative_matrix"),
+            vulkanMemoryModel: coop.memoryModel, cooperativeMatrixFeature: coop.feature, cooperativeMatrixProperties: coop.properties)
     }
 
     func deviceExtensions(_ device: VkPhysicalDevice) throws -> Set<String> {

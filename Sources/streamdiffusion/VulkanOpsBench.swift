@@ -6,7 +6,8 @@ import VulkanBackend
 /// `bench ops --backend vulkan`: each op timed on a Vulkan device (waiting for the GPU after every
 /// call) and on the fp32 CPU backend with every core, in the same run; the ratio is CPU time /
 /// Vulkan time (above 1: the GPU is faster). Attention is also timed with the shared-memory-tile
-/// kernel, convolutions and linear layers with fp16 weight storage, each as a row of its own.
+/// kernel, convolutions and linear layers with fp16 weight storage, each as a row of its own; on a
+/// device where they run on cooperative matrices, products also on the portable shaders (A/B).
 extension OpsBenchCommand {
     struct VulkanRow: Encodable {
         let key: String, summary: String
@@ -35,12 +36,14 @@ extension OpsBenchCommand {
         // The alternative kernels the backend offers, timed on the ops they change (a row each).
         let tiles = try VulkanBackend(options: .init(deviceIndex: device, allowCPU: true, attention: .sharedMemoryTiles))
         let halfWeights = try VulkanBackend(options: .init(deviceIndex: device, allowCPU: true, weightStorage: .float16))
+        let portable = vulkan.cooperativeMatrix == nil ? nil : try VulkanBackend(options: .init(deviceIndex: device, allowCPU: true, cooperativeMatrix: .off))
         for item in try selectedCases() {
             let onCPU = try item.prepare(cpu)
             let cpuMs = OpBenchmark.median(try OpBenchmark.time(warmup: warmup, repeats: repeats, onCPU))
             var variants: [(label: String, backend: VulkanBackend)] = [("", vulkan)]
             if item.key.hasPrefix("attention") { variants.append((" [shared-memory tiles]", tiles)) }
             if item.key.hasPrefix("conv") || item.key.hasPrefix("linear") { variants.append((" [fp16 weights]", halfWeights)) }
+            if let portable, ["conv", "linear", "matmul"].contains(where: item.key.hasPrefix) { variants.append((" [portable, no coopmat]", portable)) }
             for (label, backend) in variants {
                 let onGPU = try item.prepare(backend)
                 let gpuMs = OpBenchmark.median(try OpBenchmark.time(warmup: warmup, repeats: repeats) { try onGPU(); try backend.synchronize() })

@@ -77,7 +77,7 @@ import Tensors
     }
 
     static let tiledAttention: Result<VulkanBackend, Error> = Result {
-        try VulkanBackend(options: .init(validation: true, attention: .sharedMemoryTiles))
+        try VulkanBackend(options: .init(validation: true, attention: .sharedMemoryTiles, cooperativeMatrix: .off))
     }
 
     /// Both attention shaders: one invocation per query row, and keys staged through shared memory.

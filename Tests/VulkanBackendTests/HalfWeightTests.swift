@@ -9,7 +9,7 @@ import Tensors
 /// (nearest, ties to even, subnormals, overflow), and products on packed weights equal the fp32
 /// path on the rounded weights — so fp16 model files lose nothing.
 @Suite(.serialized) struct HalfWeightTests {
-    static let half: Result<VulkanBackend, Error> = Result { try VulkanBackend(options: .init(validation: true, weightStorage: .float16)) }
+    static let half: Result<VulkanBackend, Error> = Result { try VulkanBackend(options: .init(validation: true, weightStorage: .float16, cooperativeMatrix: .off)) }
 
     func withHalf(_ body: (VulkanBackend) throws -> Void) throws {
         let vk = try Self.half.get()

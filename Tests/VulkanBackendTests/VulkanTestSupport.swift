@@ -43,10 +43,12 @@ func expectClose(_ actual: [Float], _ expected: [Float], relative: Float, _ what
 
 /// The backends every Vulkan test shares: Vulkan on the preferred device (lavapipe on CI) under the
 /// validation layer, and the fp32 CPU backend as the oracle. Creating a Vulkan device and compiling
-/// pipelines takes a while on lavapipe, so they are made once.
+/// pipelines takes a while on lavapipe, so they are made once. The fp32 tests (1e-4 of the scale)
+/// run on the portable shaders; CooperativeMatrixTests checks the fp16 cooperative-matrix products
+/// on a device that has them.
 enum Backends {
     static let vulkanResult: Result<VulkanBackend, Error> = Result {
-        try VulkanBackend(options: .init(allowCPU: true, validation: true))
+        try VulkanBackend(options: .init(allowCPU: true, validation: true, cooperativeMatrix: .off))
     }
 
     /// The shared Vulkan backend; a test fails with the backend's own one-line error when Vulkan is

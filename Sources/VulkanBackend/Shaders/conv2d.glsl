@@ -54,5 +54,9 @@ void storeC(uint z, uint m, uint n, float value) {
     y[p.yOff + m * p.N + n] = value;
 }
 
+#ifdef COOPERATIVE_MATRIX
+#include "gemm_coop.glsl"
+#else
 #include "gemm.glsl"
+#endif
 

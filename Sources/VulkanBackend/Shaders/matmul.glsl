@@ -38,5 +38,9 @@ void storeC(uint z, uint m, uint n, float value) {
     y[p.yOff + at] = value;
 }
 
+#ifdef COOPERATIVE_MATRIX
+#include "gemm_coop.glsl"
+#else
 #include "gemm.glsl"
+#endif
 
