@@ -21,7 +21,7 @@ apt_install = missing=""; for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || missi
 		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
 	fi
 
-.PHONY: setup shaders demo serve test test-slurm build release fixtures findings demo-model python-tools bench-all bench-ops bench-ops-peer bench-models-peer bench-stream bench-stream-peer fuzz clean
+.PHONY: setup shaders shader-tools demo serve test test-slurm build release fixtures findings demo-model python-tools bench-all bench-ops bench-ops-peer bench-models-peer bench-stream bench-stream-peer fuzz clean
 
 ## setup: install the system packages the build needs (only those missing)
 setup:
@@ -32,6 +32,10 @@ setup:
 shaders: setup
 	tools/compile_shaders.sh
 
+## shader-tools: the pinned cooperative-matrix shader compiler (PyPI wheels) in .build/shader-tools
+shader-tools: setup
+	@tools/compile_shaders.sh --install-tools
+
 ## demo: build in release mode and run the main job: txt2img and a video stream (scripts/demo.sh)
 demo: release
 	./scripts/demo.sh
@@ -41,7 +45,7 @@ serve: release
 	./scripts/serve.sh
 
 ## test: run every test (what CI runs), the real-browser test of the live page included
-test: setup
+test: setup shader-tools
 	@$(call apt_install,$(TEST_APT_PACKAGES))
 	swift build --build-tests
 	LIVE_REQUIRE_BROWSER=1 swift test --skip-build

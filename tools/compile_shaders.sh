@@ -4,7 +4,9 @@
 # Sources/VulkanBackend/ShaderBinaries.swift (committed: SwiftPM runs no glslc at build time).
 #   tools/compile_shaders.sh          regenerate the Swift file
 #   tools/compile_shaders.sh --check  regenerate into a temporary file and fail unless it equals the
-#                                     committed one (VulkanBackendTests runs this)
+#                                     committed one (VulkanBackendTests runs this; exit 3: no
+#                                     cooperative-matrix compiler installed)
+#   tools/compile_shaders.sh --install-tools   install that compiler only (make shader-tools)
 # Needs glslc (Debian: glslc) and spirv-val (Debian: spirv-tools); `make setup` installs both.
 # The cooperative-matrix shaders (*_coop*.comp, GL_KHR_cooperative_matrix, SPIR-V 1.6 for Vulkan 1.3)
 # need glslang >= 13 and SPIRV-Tools >= 2023.4, newer than Debian 12's: they are compiled with
@@ -18,20 +20,29 @@ target="$root/Sources/VulkanBackend/ShaderBinaries.swift"
 # SPIR-V 1.3 (Vulkan 1.1, which the backend requires), optimised by spirv-opt.
 GLSLC_FLAGS=(--target-env=vulkan1.1 -O)
 
-for tool in glslc spirv-val base64 python3; do
+mode="${1:-}"
+case "$mode" in ""|--check|--install-tools) ;; *) echo "usage: $0 [--check | --install-tools]" >&2; exit 2 ;; esac
+for tool in glslc spirv-val base64; do
     command -v "$tool" >/dev/null || { echo "error: $tool not found (make setup installs glslc and spirv-tools)" >&2; exit 1; }
 done
-# The newer toolchain for the cooperative-matrix shaders, installed idempotently: reinstalled only
-# when the venv is missing or was made from another requirements file.
+# The newer toolchain for the cooperative-matrix shaders, in a venv: installed (from PyPI) only by
+# --install-tools (`make shader-tools`, which `make test` runs) or when regenerating, and only when
+# missing or made from another requirements file. --check never installs: the tests need no network.
 requirements="$root/tools/requirements-shaders.txt"
 venv="$root/.build/shader-tools"
 if ! cmp -s "$requirements" "$venv/requirements-shaders.txt" || [ ! -x "$venv/bin/glslangValidator" ]; then
+    if [ "$mode" = "--check" ]; then
+        echo "error: the cooperative-matrix shader compiler is not installed in $venv (run: make shader-tools)" >&2
+        exit 3
+    fi
+    command -v python3 >/dev/null || { echo "error: python3 not found (needed to install $requirements)" >&2; exit 1; }
     rm -rf "$venv"
     python3 -m venv "$venv" >&2
     "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$requirements" >&2 \
         || { echo "error: could not install $requirements into $venv (needs PyPI)" >&2; exit 1; }
     cp "$requirements" "$venv/requirements-shaders.txt"
 fi
+[ "$mode" = "--install-tools" ] && exit 0
 COOP_FLAGS=(-V --target-env vulkan1.3)
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
@@ -72,7 +83,7 @@ coopVersion="glslang $("$venv/bin/glslangValidator" --version | sed -n 's/^Glsla
     echo "}"
 } > "$out"
 
-if [ "${1:-}" = "--check" ]; then
+if [ "$mode" = "--check" ]; then
     if ! cmp -s "$out" "$target"; then
         echo "error: $target is stale: the shaders compile to different SPIR-V (run tools/compile_shaders.sh)" >&2
         diff <(sed 's/": ".*/"/' "$target") <(sed 's/": ".*/"/' "$out") >&2 || true

@@ -6,7 +6,14 @@ import Testing
 @Suite struct ShaderBinaryTests {
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
-    @Test func committedSPIRVMatchesTheSources() throws {
+    /// The cooperative-matrix modules need glslang ≥ 13 from PyPI, which `make shader-tools`
+    /// (run by `make test`) installs into .build/shader-tools; `swift test` never installs it.
+    static var coopCompilerInstalled: Bool {
+        FileManager.default.isExecutableFile(atPath: root.appendingPathComponent(".build/shader-tools/bin/glslangValidator").path)
+    }
+
+    @Test(.enabled(if: coopCompilerInstalled, "the cooperative-matrix shader compiler is not installed (make shader-tools)"))
+    func committedSPIRVMatchesTheSources() throws {
         let process = Process()
         process.executableURL = Self.root.appendingPathComponent("tools/compile_shaders.sh")
         process.arguments = ["--check"]
