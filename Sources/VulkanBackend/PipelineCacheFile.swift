@@ -19,7 +19,7 @@ public enum PipelineCacheStorage: Sendable, Equatable {
 /// blob is handed to `vkCreatePipelineCache` only when the envelope is intact (a truncated or
 /// damaged file is caught by the length and hash: drivers are not required to survive a corrupt
 /// body, and some have crashed on one) and its `VkPipelineCacheHeaderVersionOne` names this device
-/// (header length ≥ 32, version 1, vendor ID, device ID, pipelineCacheUUID). Anything else is
+/// (header length 32, version 1, vendor ID, device ID, pipelineCacheUUID). Anything else is
 /// ignored: the backend starts with an empty cache and overwrites the file.
 public struct PipelineCacheFile: Sendable, Equatable {
     public let url: URL
@@ -112,9 +112,8 @@ public struct PipelineCacheFile: Sendable, Equatable {
         let headerLength = littleEndian(blob, at: 0, as: UInt32.self), version = littleEndian(blob, at: 4, as: UInt32.self)
         let vendor = littleEndian(blob, at: 8, as: UInt32.self), deviceID = littleEndian(blob, at: 12, as: UInt32.self)
         let uuid = Array(blob[16..<32])
-        guard headerLength >= UInt32(vulkanHeaderBytes), headerLength <= UInt32(blob.count) else {
-            return "header length \(headerLength) (the header needs 32 bytes, the cache has \(blob.count))"
-        }
+        // VUID-VkPipelineCacheHeaderVersionOne-headerSize-04967: headerSize must be 32.
+        guard headerLength == UInt32(vulkanHeaderBytes) else { return "header length \(headerLength), not 32" }
         guard version == 1 else { return "header version \(version), not VK_PIPELINE_CACHE_HEADER_VERSION_ONE" }
         guard vendor == device.vendorID, deviceID == device.deviceID else {
             return String(format: "made for device %04x:%04x, not %04x:%04x", vendor, deviceID, device.vendorID, device.deviceID)

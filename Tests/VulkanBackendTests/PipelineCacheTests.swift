@@ -62,7 +62,7 @@ import Tensors
         try #require(bytes.count >= 24 + 32, "\(bytes.count) bytes")
         #expect(Array(bytes[0..<8]) == Array("SDVKPC01".utf8))
         let word = { (at: Int) in PipelineCacheFile.littleEndian(bytes, at: 24 + at, as: UInt32.self) }
-        #expect(word(0) >= 32 && word(4) == 1, "header length \(word(0)), version \(word(4))")
+        #expect(word(0) == 32 && word(4) == 1, "header length \(word(0)), version \(word(4))")
         #expect(word(8) == first.device.vendorID && word(12) == first.device.deviceID)
         #expect(Array(bytes[40..<56]) == first.device.pipelineCacheUUID)
         // Nothing left behind by the write (the temporary file was renamed).
@@ -89,6 +89,8 @@ import Tensors
         otherDriver[16] ^= 0xFF   // another pipelineCacheUUID
         var badVersion = blob
         badVersion[4] = 2
+        var longHeader = blob
+        longHeader[0] = 64
         var flipped = valid
         flipped[flipped.count - 1] ^= 0x01   // one bit of the body
         let cases: [(String, [UInt8], String)] = [
@@ -99,6 +101,7 @@ import Tensors
             ("foreign header", [UInt8](PipelineCacheFile.wrap(foreign)), "made for device"),
             ("other driver build", [UInt8](PipelineCacheFile.wrap(otherDriver)), "pipelineCacheUUID"),
             ("header version 2", [UInt8](PipelineCacheFile.wrap(badVersion)), "header version 2"),
+            ("header length 64", [UInt8](PipelineCacheFile.wrap(longHeader)), "header length 64, not 32"),
             ("short header", [UInt8](PipelineCacheFile.wrap(Array(blob.prefix(20)))), "shorter than the Vulkan header"),
         ]
         for (what, contents, reason) in cases {
