@@ -247,6 +247,7 @@ final class CommandStream {
             throw VulkanError.call("vkQueueSubmit", result: submitted.rawValue)
         }
         submissions += 1
+        library.cache.saveIfChanged()   // new pipelines reach the disk while the device works
         var fenceRef: VkFence? = fence
         let waited = f.waitForFences(d, 1, &fenceRef, VkBool32(VK_TRUE), UInt64.max)
         _ = f.resetFences(d, 1, &fenceRef)

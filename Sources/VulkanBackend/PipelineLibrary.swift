@@ -82,8 +82,9 @@ enum Shader: String, CaseIterable, Sendable {
     }
 }
 
-/// Compute pipelines, created on first use from the embedded SPIR-V through one VkPipelineCache,
-/// and kept for the device's life. Not thread-safe: the backend's lock guards it.
+/// Compute pipelines, created on first use from the embedded SPIR-V through one VkPipelineCache
+/// (kept on disk between runs: `PipelineCache`), and kept for the device's life. Not thread-safe:
+/// the backend's lock guards it.
 final class PipelineLibrary {
     struct Pipeline {
         let pipeline: VkPipeline
@@ -93,10 +94,10 @@ final class PipelineLibrary {
     }
 
     let device: VulkanDevice
-    let cache: VkPipelineCache
+    let cache: PipelineCache
     private var pipelines: [Shader: Pipeline] = [:]
 
-    init(device: VulkanDevice) throws {
+    init(device: VulkanDevice, cacheStorage: PipelineCacheStorage = .memoryOnly) throws {
         self.device = device
         let info = device.info
         let needShared = Shader.allCases.filter { !$0.isOptional }.map(\.sharedBytes).max() ?? 0
@@ -104,12 +105,7 @@ final class PipelineLibrary {
               info.maxPushConstantBytes >= Shader.pushConstantBytes else {
             throw VulkanError.unsupported("\(needShared) bytes of shared memory, \(Shader.workgroupSize)-invocation workgroups and \(Shader.pushConstantBytes) bytes of push constants")
         }
-        var create = VkPipelineCacheCreateInfo()
-        create.sType = VK_STRUCTURE_TYPE_PIPELINE_CACHE_CREATE_INFO
-        var made: VkPipelineCache?
-        try check(device.functions.createPipelineCache(device.handle, &create, nil, &made), "vkCreatePipelineCache")
-        guard let made else { throw VulkanError.call("vkCreatePipelineCache", result: 0) }
-        cache = made
+        cache = try PipelineCache(device: device, storage: cacheStorage)
     }
 
     deinit {
@@ -119,17 +115,9 @@ final class PipelineLibrary {
             f.destroyPipelineLayout(d, p.layout, nil)
             f.destroyDescriptorSetLayout(d, p.setLayout, nil)
         }
-        f.destroyPipelineCache(d, cache, nil)
     }
 
     var count: Int { pipelines.count }
-
-    /// Bytes of the driver's pipeline cache (what a later run could seed itself with).
-    func cacheData() throws -> Int {
-        var size = 0
-        try check(device.functions.getPipelineCacheData(device.handle, cache, &size, nil), "vkGetPipelineCacheData")
-        return size
-    }
 
     func pipeline(_ shader: Shader) throws -> Pipeline {
         if let p = pipelines[shader] { return p }
@@ -216,7 +204,7 @@ final class PipelineLibrary {
                         info.sType = VK_STRUCTURE_TYPE_COMPUTE_PIPELINE_CREATE_INFO
                         info.stage = stage
                         info.layout = layout
-                        return f.createComputePipelines(d, cache, 1, &info, nil, &pipeline)
+                        return f.createComputePipelines(d, cache.handle, 1, &info, nil, &pipeline)
                     }
                 }
             }
@@ -228,6 +216,7 @@ final class PipelineLibrary {
         }
         let made = Pipeline(pipeline: pipeline, layout: layout, setLayout: setLayout, bindings: shader.bindings)
         pipelines[shader] = made
+        cache.noteNewPipeline()
         return made
     }
 }

@@ -47,12 +47,16 @@ public final class VulkanBackend: Backend, @unchecked Sendable {
         /// Whether matmul, linear and conv2d may run on cooperative matrices (tensor cores) when the
         /// device offers them; the environment variable `CooperativeMatrix.environmentKey` overrides it.
         public var cooperativeMatrix: CooperativeMatrix.Mode
+        /// Where compiled pipelines are kept between runs (default: a file per device in
+        /// `PipelineCacheFile.defaultDirectory`).
+        public var pipelineCache: PipelineCacheStorage
 
         public init(deviceIndex: Int? = nil, allowCPU: Bool = true, validation: Bool = false, idleLimitBytes: Int = 4 << 30,
                     weightStorage: WeightStorage = .float32, attention: AttentionKernel = .rowPerInvocation,
-                    cooperativeMatrix: CooperativeMatrix.Mode = .automatic) {
+                    cooperativeMatrix: CooperativeMatrix.Mode = .automatic, pipelineCache: PipelineCacheStorage = .disk) {
             (self.deviceIndex, self.allowCPU, self.validation, self.idleLimitBytes) = (deviceIndex, allowCPU, validation, idleLimitBytes)
             (self.weightStorage, self.attention, self.cooperativeMatrix) = (weightStorage, attention, cooperativeMatrix)
+            self.pipelineCache = pipelineCache
         }
     }
 
@@ -83,7 +87,7 @@ public final class VulkanBackend: Backend, @unchecked Sendable {
         attentionKernel = options.attention
         pool = DeviceBufferPool(device: vulkan, staging: false, idleLimitBytes: options.idleLimitBytes)
         stagingPool = DeviceBufferPool(device: vulkan, staging: true, idleLimitBytes: 256 << 20)
-        library = try PipelineLibrary(device: vulkan)
+        library = try PipelineLibrary(device: vulkan, cacheStorage: options.pipelineCache)
         stream = try CommandStream(device: vulkan, library: library, devicePool: pool, stagingPool: stagingPool)
     }
 
@@ -132,6 +136,9 @@ public final class VulkanBackend: Backend, @unchecked Sendable {
             stagingPool.drain()
         }
     }
+
+    /// Where the pipeline cache came from, its file and how often it was written.
+    public var pipelineCacheStatus: PipelineCacheStatus { lock.withLock { library.cache.status } }
 
     /// Pool and pipeline counters, for tests and reports.
     public struct Statistics: Sendable {

@@ -21,6 +21,8 @@ public enum VulkanError: Error, Equatable, CustomStringConvertible {
     case captureMisuse(String)
     /// An environment variable or option with a value the backend does not know.
     case invalidSetting(String)
+    /// The pipeline-cache file could not be written (the backend goes on without it).
+    case pipelineCache(String)
 
     public var description: String {
         switch self {
@@ -38,6 +40,8 @@ public enum VulkanError: Error, Equatable, CustomStringConvertible {
             return "Vulkan: the device does not support \(detail)"
         case let .invalidSetting(detail):
             return "Vulkan: invalid setting \(detail)"
+        case let .pipelineCache(detail):
+            return "Vulkan pipeline cache: \(detail)"
         case let .captureMisuse(detail):
             return "Vulkan capture: \(detail) is not possible (a replay runs without the host)"
         case let .validation(messages):

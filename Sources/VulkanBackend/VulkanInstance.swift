@@ -24,6 +24,13 @@ public struct VulkanDeviceInfo: Sendable, Equatable, CustomStringConvertible {
     public let kind: Kind
     public let apiVersion: String
     public let apiVersionCode: UInt32
+    /// PCI vendor and device IDs (or the driver's own for a CPU implementation).
+    public let vendorID: UInt32
+    public let deviceID: UInt32
+    /// The driver's version, encoded as its vendor chooses.
+    public let driverVersion: UInt32
+    /// 16 bytes naming the driver build whose pipeline caches this device accepts.
+    public let pipelineCacheUUID: [UInt8]
     /// Threads per subgroup (warp/wavefront); 0 when the device does not report it.
     public let subgroupSize: Int
     /// Bytes of workgroup-shared memory a compute shader may use.
@@ -237,6 +244,8 @@ final class VulkanInstance: @unchecked Sendable {
         return VulkanDeviceInfo(
             index: index, name: fixedString(properties.deviceName), kind: kind,
             apiVersion: "\(sd_vk_version_major(v)).\(sd_vk_version_minor(v)).\(sd_vk_version_patch(v))", apiVersionCode: v,
+            vendorID: properties.vendorID, deviceID: properties.deviceID, driverVersion: properties.driverVersion,
+            pipelineCacheUUID: withUnsafeBytes(of: properties.pipelineCacheUUID) { Array($0) },
             subgroupSize: is11 ? Int(subgroup.subgroupSize) : 0,
             maxSharedMemory: Int(limits.maxComputeSharedMemorySize),
             maxWorkgroupInvocations: Int(limits.maxComputeWorkGroupInvocations),

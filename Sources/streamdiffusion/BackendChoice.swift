@@ -2,28 +2,42 @@ import ArgumentParser
 import Tensors
 import VulkanBackend
 
-/// Checks `--backend` and `--device` before anything loads.
-func validateBackend(_ name: String?, device: Int?) throws {
+/// Checks `--backend`, `--device` and `--vulkan-weights` before anything loads.
+func validateBackend(_ name: String?, device: Int?, vulkanWeights: String? = nil) throws {
     if let name, name != "cpu", name != "vulkan" { throw ValidationError("--backend must be cpu or vulkan (got '\(name)')") }
     if let device {
         guard device >= 0 else { throw ValidationError("--device must be ≥ 0 (got \(device))") }
         if name == "cpu" { throw ValidationError("--device selects a Vulkan device; it does not apply to --backend cpu") }
     }
+    if let vulkanWeights {
+        _ = try vulkanWeightStorage(vulkanWeights)
+        if name == "cpu" { throw ValidationError("--vulkan-weights sets the Vulkan backend's weight storage; it does not apply to --backend cpu") }
+    }
 }
 
-/// The backend `--backend`, `--device`, `--dtype` and `--threads` ask for. Without `--backend`:
-/// Vulkan when a Vulkan GPU is present (or `--device` names one) and no CPU-only dtype (bf16) is
-/// asked for, else the CPU. An explicit `--backend vulkan` accepts a CPU implementation such as
-/// lavapipe (useful for testing).
-func makeBackend(_ name: String?, device: Int?, dtype: String?, threads: Int?) throws -> any Backend {
-    try validateBackend(name, device: device)
+/// `--vulkan-weights fp32|fp16` (nil: fp32).
+func vulkanWeightStorage(_ name: String?) throws -> VulkanBackend.WeightStorage {
+    switch name {
+    case nil, "fp32": return .float32
+    case "fp16": return .float16
+    case let other?: throw ValidationError("--vulkan-weights must be fp32 or fp16 (got '\(other)')")
+    }
+}
+
+/// The backend `--backend`, `--device`, `--vulkan-weights`, `--dtype` and `--threads` ask for.
+/// Without `--backend`: Vulkan when a Vulkan GPU is present (or `--device` or `--vulkan-weights`,
+/// which only Vulkan takes, is given) and no CPU-only dtype (bf16) is asked for, else the CPU. An
+/// explicit `--backend vulkan` accepts a CPU implementation such as lavapipe (useful for testing).
+func makeBackend(_ name: String?, device: Int?, vulkanWeights: String? = nil, dtype: String?, threads: Int?) throws -> any Backend {
+    try validateBackend(name, device: device, vulkanWeights: vulkanWeights)
     let vulkanDType = dtype == nil || dtype == "fp32"
-    let useVulkan = name == "vulkan" || (name == nil && (device != nil || (vulkanDType && VulkanBackend.gpuAvailable)))
+    let named = device != nil || vulkanWeights != nil
+    let useVulkan = name == "vulkan" || (name == nil && (named || (vulkanDType && VulkanBackend.gpuAvailable)))
     guard useVulkan else { return try cpuBackend(dtype: dtype, threads: threads) }
     if let dtype, dtype != "fp32" {
         throw ValidationError("--dtype \(dtype) is not supported by the Vulkan backend (it computes in fp32)")
     }
-    return try VulkanBackend(options: .init(deviceIndex: device, allowCPU: true))
+    return try VulkanBackend(options: .init(deviceIndex: device, allowCPU: true, weightStorage: vulkanWeightStorage(vulkanWeights)))
 }
 
 /// `streamdiffusion devices`: the Vulkan devices `--device` can name.

@@ -53,6 +53,9 @@ struct StreamOptions: ParsableArguments {
     @Option(help: "Vulkan device index (see `streamdiffusion devices`; default: the first discrete, then integrated GPU).")
     var device: Int?
 
+    @Option(help: "Vulkan weight storage: fp32 (default) or fp16 (convolution and linear weights rounded to fp16: half the memory; activations stay fp32).")
+    var vulkanWeights: String?
+
     @Option(help: "VAE: the model's own (default), 'taesd' (madebyollin/taesd from the cache) or a TAESD folder.")
     var vae: String?
 
@@ -66,7 +69,7 @@ struct StreamOptions: ParsableArguments {
     var noDenoisingBatch = false
 
     func validate() throws {
-        try validateBackend(backendName, device: device)
+        try validateBackend(backendName, device: device, vulkanWeights: vulkanWeights)
         if let cfgType, CFGType(rawValue: cfgType) == nil { throw ValidationError("--cfg-type must be none, full, self or initialize") }
         for (name, side) in [("--width", width), ("--height", height)] {
             if let side, side <= 0 || side % 8 != 0 { throw ValidationError("\(name) must be a positive multiple of 8 (got \(side))") }
@@ -94,7 +97,7 @@ struct StreamOptions: ParsableArguments {
         return p
     }
 
-    func backend() throws -> any Backend { try makeBackend(backendName, device: device, dtype: dtype, threads: threads) }
+    func backend() throws -> any Backend { try makeBackend(backendName, device: device, vulkanWeights: vulkanWeights, dtype: dtype, threads: threads) }
 
     /// Loads the model, its scheduler and the backend, printing what was loaded.
     func load() throws -> (StableDiffusionModel, LCMScheduler, any Backend) {

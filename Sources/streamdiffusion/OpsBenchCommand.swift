@@ -38,6 +38,9 @@ struct OpsBenchCommand: ParsableCommand {
     @Option(help: "Vulkan device index for --backend vulkan (see `streamdiffusion devices`).")
     var device: Int?
 
+    @Option(help: "Weight storage of the Vulkan rows: fp32 (default) or fp16; convolutions and linear layers also get a row with the other.")
+    var vulkanWeights: String?
+
     @Option(help: "Python interpreter for --peer.")
     var python = "python3"
 
@@ -55,7 +58,10 @@ struct OpsBenchCommand: ParsableCommand {
     }
 
     func run() throws {
-        try validateBackend(backendName, device: device)
+        try validateBackend(backendName, device: device, vulkanWeights: vulkanWeights)
+        if vulkanWeights != nil && backendName != "vulkan" {
+            throw ValidationError("--vulkan-weights applies to --backend vulkan (bench ops times the CPU without it)")
+        }
         if backendName == "vulkan" { return try runOnVulkan() }
         let cores = ProcessInfo.processInfo.activeProcessorCount
         let threadCounts = try parseThreads(cores: cores)

@@ -102,6 +102,9 @@ struct StreamBenchModelOptions: ParsableArguments {
     @Option(help: "Vulkan device index (see `streamdiffusion devices`).")
     var device: Int?
 
+    @Option(help: "Vulkan weight storage: fp32 (default) or fp16 (convolution and linear weights rounded to fp16: half the memory; activations stay fp32).")
+    var vulkanWeights: String?
+
     @Option(help: "Timed calls per measurement (the median is reported).")
     var repeats = 3
 
@@ -116,7 +119,7 @@ struct StreamBenchModelOptions: ParsableArguments {
 
     func rig(log: @escaping (String) -> Void) throws -> StreamBenchRig {
         guard repeats >= 1 else { throw ValidationError("--repeats must be ≥ 1") }
-        let backend = try makeBackend(backendName, device: device, dtype: dtype, threads: threads)
+        let backend = try makeBackend(backendName, device: device, vulkanWeights: vulkanWeights, dtype: dtype, threads: threads)
         if let model { return try .loaded(model, backend: backend, repeats: repeats) }
         return try .synthetic(backend: backend, layouts: layouts, cache: cache, tokenizer: tokenizer, repeats: repeats, log: log)
     }

@@ -25,7 +25,8 @@ extension OpsBenchCommand {
     func runOnVulkan() throws {
         if dtype != nil && dtype != "fp32" { throw ValidationError("--backend vulkan computes in fp32 (--dtype \(dtype ?? ""))") }
         if peer { throw ValidationError("--peer compares with PyTorch on the CPU; it does not apply to --backend vulkan") }
-        let vulkan = try VulkanBackend(options: .init(deviceIndex: device, allowCPU: true))
+        let weights = try vulkanWeightStorage(vulkanWeights)
+        let vulkan = try VulkanBackend(options: .init(deviceIndex: device, allowCPU: true, weightStorage: weights))
         let cpu = try CPUBackend(precision: .float32)
         var report = VulkanReport(device: vulkan.description, cpu: cpu.description, rows: [])
         if !json {
@@ -34,15 +35,18 @@ extension OpsBenchCommand {
                   + pad("CPU/Vulkan", 12, right: true))
         }
         // The alternative kernels the backend offers, timed on the ops they change (a row each).
-        let tiles = try VulkanBackend(options: .init(deviceIndex: device, allowCPU: true, attention: .sharedMemoryTiles))
-        let halfWeights = try VulkanBackend(options: .init(deviceIndex: device, allowCPU: true, weightStorage: .float16))
-        let portable = vulkan.cooperativeMatrix == nil ? nil : try VulkanBackend(options: .init(deviceIndex: device, allowCPU: true, cooperativeMatrix: .off))
+        let tiles = try VulkanBackend(options: .init(deviceIndex: device, allowCPU: true, weightStorage: weights, attention: .sharedMemoryTiles))
+        let otherStorage: VulkanBackend.WeightStorage = weights == .float16 ? .float32 : .float16
+        let otherWeights = try VulkanBackend(options: .init(deviceIndex: device, allowCPU: true, weightStorage: otherStorage))
+        let otherLabel = otherStorage == .float16 ? " [fp16 weights]" : " [fp32 weights]"
+        let portable = vulkan.cooperativeMatrix == nil ? nil
+            : try VulkanBackend(options: .init(deviceIndex: device, allowCPU: true, weightStorage: weights, cooperativeMatrix: .off))
         for item in try selectedCases() {
             let onCPU = try item.prepare(cpu)
             let cpuMs = OpBenchmark.median(try OpBenchmark.time(warmup: warmup, repeats: repeats, onCPU))
             var variants: [(label: String, backend: VulkanBackend)] = [("", vulkan)]
             if item.key.hasPrefix("attention") { variants.append((" [shared-memory tiles]", tiles)) }
-            if item.key.hasPrefix("conv") || item.key.hasPrefix("linear") { variants.append((" [fp16 weights]", halfWeights)) }
+            if item.key.hasPrefix("conv") || item.key.hasPrefix("linear") { variants.append((otherLabel, otherWeights)) }
             if let portable, ["conv", "linear", "matmul"].contains(where: item.key.hasPrefix) { variants.append((" [portable, no coopmat]", portable)) }
             for (label, backend) in variants {
                 let onGPU = try item.prepare(backend)

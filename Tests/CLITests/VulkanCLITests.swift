@@ -32,6 +32,37 @@ import Testing
         #expect(diff <= 1, "largest pixel difference \(diff)")
     }
 
+    /// `--vulkan-weights fp16`: convolution and linear weights rounded to fp16 on the device. The
+    /// fixture's fp32 weights are not fp16 values (each moves by up to 2⁻¹¹ of itself, tiny ones
+    /// by more), so the picture may differ from the CPU's: 2⁻¹¹ relative on weights carried
+    /// through four UNet steps and TAESD stays near 1e-3 of the output's scale, a quarter of one
+    /// 8-bit level, so a value can only flip across a rounding boundary: at most 1 level, on a
+    /// minority of values (mean ≤ 0.25). Measured: identical PNGs (max 0, mean 0) for seeds 1, 2, 3
+    /// and 7; leaving one weight per layer at zero (a broken packing pass) fails it. The pipeline
+    /// cache goes where STREAMDIFFUSION_CACHE_DIR says.
+    @Test func txt2imgWithFp16WeightsMatchesTheCPU() throws {
+        let out = try cli.temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: out) }
+        let cache = out.appendingPathComponent("pipeline-cache")
+        let environment = ProcessInfo.processInfo.environment.merging(["STREAMDIFFUSION_CACHE_DIR": cache.path]) { $1 }
+        var images: [RGBImage] = []
+        for arguments in [["--backend", "vulkan", "--vulkan-weights", "fp16"], ["--backend", "cpu"]] {
+            let file = out.appendingPathComponent("\(arguments[1]).png")
+            let result = try cli.run(["txt2img", "--prompt", "a red circle", "--output", file.path] + arguments + cli.model,
+                                     environment: environment)
+            #expect(result.status == 0, "\(result.output)")
+            // The backend's description, printed at load, names the storage.
+            #expect(result.output.contains(", fp16 weights") == (arguments[1] == "vulkan"), "\(result.output)")
+            images.append(try ImageIO().read(url: file))
+        }
+        #expect(images[0].width == 64 && images[0].height == 64)
+        let diffs = zip(images[0].pixels, images[1].pixels).map { abs(Int($0) - Int($1)) }
+        let mean = Double(diffs.reduce(0, +)) / Double(max(diffs.count, 1))
+        #expect((diffs.max() ?? 255) <= 1 && mean <= 0.25, "largest pixel difference \(diffs.max() ?? -1), mean \(mean)")
+        let files = (try? FileManager.default.contentsOfDirectory(atPath: cache.path)) ?? []
+        #expect(files.count == 1 && files.allSatisfy { $0.hasPrefix("vulkan-pipelines-") && $0.hasSuffix(".bin") }, "\(files)")
+    }
+
     /// `video` on Vulkan with the input-output queue: the decode and encode threads never touch the
     /// backend (uploads and downloads stay on the model's thread), and every frame comes out as on
     /// the CPU. The two mp4 encodings of near-equal frames may differ a little: mean ≤ 1 level.
@@ -66,6 +97,8 @@ import Testing
             (["--backend", "vulkan", "--device", "99"], nil, "device index 99 does not exist"),
             (["--backend", "cpu", "--device", "0"], nil, "does not apply to --backend cpu"),
             (["--backend", "vulkan", "--dtype", "bf16"], nil, "not supported by the Vulkan backend"),
+            (["--backend", "cpu", "--vulkan-weights", "fp16"], nil, "--vulkan-weights sets the Vulkan backend's weight storage; it does not apply to --backend cpu"),
+            (["--backend", "vulkan", "--vulkan-weights", "fp8"], nil, "--vulkan-weights must be fp32 or fp16 (got 'fp8')"),
             // No Vulkan driver at all: the loader finds no ICD.
             (["--backend", "vulkan"], ["VK_ICD_FILENAMES": "/nonexistent/icd.json", "VK_DRIVER_FILES": "/nonexistent/icd.json"], "no driver"),
         ]
@@ -94,5 +127,7 @@ import Testing
         #expect(report.rows.allSatisfy { $0.vulkanMs > 0 && $0.cpuMs > 0 && abs($0.speedup - $0.cpuMs / $0.vulkanMs) < 1e-9 })
         let refused = try cli.run(["bench", "ops", "--backend", "vulkan", "--peer"])
         #expect(refused.status != 0 && refused.output.contains("does not apply to --backend vulkan"), "\(refused.output)")
+        let cpuOnly = try cli.run(["bench", "ops", "--vulkan-weights", "fp16"])
+        #expect(cpuOnly.status != 0 && cpuOnly.output.contains("--vulkan-weights applies to --backend vulkan"), "\(cpuOnly.output)")
     }
 }
