@@ -48,7 +48,8 @@ serve: release
 test: setup shader-tools
 	@$(call apt_install,$(TEST_APT_PACKAGES))
 	swift build --build-tests
-	LIVE_REQUIRE_BROWSER=1 swift test --skip-build
+	@# The Vulkan pipeline cache the tests write goes into .build, not the user's ~/.cache.
+	STREAMDIFFUSION_CACHE_DIR=$(CURDIR)/.build/test-cache LIVE_REQUIRE_BROWSER=1 swift test --skip-build
 	@# The cluster job on a private one-node Slurm (installs slurm-wlm and munge when missing).
 	STREAMDIFFUSION_BIN=.build/debug/streamdiffusion ./scripts/test_slurm.sh
 
