@@ -53,10 +53,10 @@ public final class StreamBatch {
     /// once per prompt in `setPrompt`).
     var context: CrossAttentionContext?
     /// The UNet call recorded for replay on a `RecordingBackend` (StreamBatch+Replay.swift).
-    var recordedUNet: RecordedUNetCall?
+    var recordedUNet = ReplayedCall()
     /// Set false to run the UNet op by op even on a recording backend.
     public var recordingEnabled = true {
-        didSet { if !recordingEnabled { recordedUNet = nil } }
+        didSet { if !recordingEnabled { recordedUNet.reset() } }
     }
     var initNoise: Tensor
     var stockNoise: Tensor
@@ -114,7 +114,7 @@ public final class StreamBatch {
             parts = Array(repeating: try predictor.crossAttention(negative), count: cfg == .full ? rows : frames) + parts
         }
         context = try CrossAttentionContext.stacked(parts, on: backend)
-        recordedUNet = nil
+        recordedUNet.reset()
     }
 
     /// The newest frame(s) entering the stream at step 0: alpha₀·z + beta₀·initNoise[0..<F].

@@ -75,6 +75,17 @@ public final class StreamPipeline {
     var negativeEmbedding: Tensor?
     var lastPrompt: String?
     public private(set) var previousOutput: Tensor?
+    /// TAESD's encode and decode recorded once and replayed every frame on a `RecordingBackend`
+    /// (with the stream's UNet call, all of a frame's fixed work); false runs them op by op.
+    public var recordingEnabled = true {
+        didSet {
+            stream?.recordingEnabled = recordingEnabled
+            if !recordingEnabled { (encodeReplay, decodeReplay) = (ReplayedCall(), ReplayedCall()) }
+        }
+    }
+    var encodeReplay = ReplayedCall(), decodeReplay = ReplayedCall()
+    /// VAE calls (encode and decode) answered by a replay since `prepare`.
+    public var replayedVAECalls: Int { encodeReplay.replays + decodeReplay.replays }
     /// Frames the similarity filter skipped since `prepare`.
     public private(set) var skippedFrames = 0
 
@@ -104,6 +115,8 @@ public final class StreamPipeline {
                                      cfg: parameters.cfgType, guidanceScale: parameters.guidanceScale,
                                      delta: parameters.delta, addNoise: parameters.doAddNoise,
                                      denoisingBatch: parameters.useDenoisingBatch, initNoise: noise, backend: backend)
+        stream.recordingEnabled = recordingEnabled
+        (encodeReplay, decodeReplay) = (ReplayedCall(), ReplayedCall())
         negativeEmbedding = stream.guided && (parameters.cfgType == .full || parameters.cfgType == .initialize)
             ? try embed(negativePrompt) : nil
         try stream.setPrompt(positive: embed(prompt), negative: negativeEmbedding)
@@ -209,7 +222,9 @@ public final class StreamPipeline {
     func encode(_ image: Tensor) throws -> Tensor {
         switch vae {
         case let .tiny(taesd):
-            return try backend.scale(taesd.encode(image), by: taesd.config.scalingFactor, adding: 0)
+            // Consumed by the stream within this call, so a replay's reusing its output is safe.
+            guard recordingEnabled else { return try backend.scale(taesd.encode(image), by: taesd.config.scalingFactor, adding: 0) }
+            return try encodeReplay(image, on: backend) { try backend.scale(taesd.encode($0), by: taesd.config.scalingFactor, adding: 0) }
         case let .kl(kl):
             // The official code samples the posterior with the seeded generator, one draw per frame.
             let moments = try kl.encodeMoments(image)
@@ -223,6 +238,11 @@ public final class StreamPipeline {
         let scaled = try backend.scale(latents, by: 1 / vae.scalingFactor, adding: 0)
         let image: Tensor
         switch vae {
+        case let .tiny(taesd) where recordingEnabled && backend is any RecordingBackend:
+            // The caller keeps the picture (and the similarity filter returns it again), so it
+            // is copied out of the recording's output, which the next replay overwrites.
+            let replayed = try decodeReplay(scaled, on: backend) { try taesd.decode($0) }
+            image = try backend.convert(replayed, to: replayed.dtype)
         case let .tiny(taesd): image = try taesd.decode(scaled)
         case let .kl(kl): image = try kl.decode(scaled)
         }

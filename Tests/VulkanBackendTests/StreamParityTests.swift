@@ -68,6 +68,29 @@ import Tensors
         }
     }
 
+    /// A whole frame's fixed work replayed (TAESD encode, the UNet call, TAESD decode; the default
+    /// on Vulkan) gives exactly what running it op by op gives, and a picture handed out stays what
+    /// it was when later frames replay the decoder.
+    @Test func replayedFramesEqualEagerOnes() throws {
+        try withVulkan { vk in
+            let replaying = try Self.pipeline(on: vk, cfg: .self), eager = try Self.pipeline(on: vk, cfg: .self)
+            eager.recordingEnabled = false
+            for stream in [replaying, eager] { try stream.prepare(prompt: "a red circle", negativePrompt: "") }
+            var first: (tensor: Tensor, values: [Float])?
+            for k in 0..<4 {
+                let r = try replaying.img2img(Self.frame(k, on: vk)), e = try eager.img2img(Self.frame(k, on: vk))
+                #expect(try vk.floats(r) == vk.floats(e), "frame \(k)")
+                if k == 1 { first = (r, try vk.floats(r)) }
+            }
+            #expect(try vk.floats(replaying.txt2img()) == vk.floats(eager.txt2img()), "txt2img")
+            if let first { #expect(try vk.floats(first.tensor) == first.values, "frame 1's picture was overwritten") }
+            // Frames 0-3: encode and decode each recorded once, then replayed 3 times; txt2img's
+            // decode (same shape) is one more replay.
+            #expect(replaying.replayedVAECalls == 7, "\(replaying.replayedVAECalls) replays")
+            #expect(eager.replayedVAECalls == 0)
+        }
+    }
+
     /// The stream's UNet call recorded once and replayed (the default on Vulkan) gives exactly what
     /// running it op by op gives, frame after frame and across a prompt change.
     @Test(arguments: [CFGType.`self`, CFGType.full])
