@@ -154,10 +154,12 @@ public final class StreamBatch {
             }
             steps.append(try stream.begin(xT, context: context))
         }
-        // One stream alone needs no stacking (and so costs what its own call costs).
-        let inputs = steps.count == 1 ? steps[0].input : try first.backend.concatRows(steps.map(\.input))
-        let prediction = try first.predictor(inputs, timesteps: steps.flatMap(\.timesteps),
-                                             context: CrossAttentionContext.stacked(steps.map(\.context), on: first.backend))
+        // One stream alone is its own call (replayed on a recording backend); several are stacked
+        // into one UNet call, run op by op (which clients share a call changes from call to call).
+        let prediction = steps.count == 1
+            ? try first.predict(steps[0])
+            : try first.predictor(first.backend.concatRows(steps.map(\.input)), timesteps: steps.flatMap(\.timesteps),
+                                  context: CrossAttentionContext.stacked(steps.map(\.context), on: first.backend))
         var row = 0
         return try zip(calls, steps).map { call, step in
             defer { row += step.rowCount }

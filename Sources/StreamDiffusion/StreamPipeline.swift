@@ -86,6 +86,8 @@ public final class StreamPipeline {
     var encodeReplay = ReplayedCall(), decodeReplay = ReplayedCall()
     /// VAE calls (encode and decode) answered by a replay since `prepare`.
     public var replayedVAECalls: Int { encodeReplay.replays + decodeReplay.replays }
+    /// UNet calls answered by a replay since `prepare` or the last prompt change.
+    public var replayedUNetCalls: Int { stream?.replayedUNetCalls ?? 0 }
     /// Frames the similarity filter skipped since `prepare`.
     public private(set) var skippedFrames = 0
 

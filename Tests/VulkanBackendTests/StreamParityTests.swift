@@ -78,7 +78,11 @@ import Tensors
             for stream in [replaying, eager] { try stream.prepare(prompt: "a red circle", negativePrompt: "") }
             var first: (tensor: Tensor, values: [Float])?
             for k in 0..<4 {
-                let r = try replaying.img2img(Self.frame(k, on: vk)), e = try eager.img2img(Self.frame(k, on: vk))
+                // Odd frames go through the server's path (several streams' API, here one stream),
+                // which must replay as well.
+                let r = k % 2 == 0 ? try replaying.img2img(Self.frame(k, on: vk))
+                    : try StreamPipeline.img2img([(replaying, Self.frame(k, on: vk))])[0]
+                let e = try eager.img2img(Self.frame(k, on: vk))
                 #expect(try vk.floats(r) == vk.floats(e), "frame \(k)")
                 if k == 1 { first = (r, try vk.floats(r)) }
             }
@@ -88,6 +92,9 @@ import Tensors
             // decode (same shape) is one more replay.
             #expect(replaying.replayedVAECalls == 7, "\(replaying.replayedVAECalls) replays")
             #expect(eager.replayedVAECalls == 0)
+            // The UNet call: recorded at frame 0, replayed at frames 1-3 and by txt2img (2 steps:
+            // the same stream-batch call).
+            #expect(replaying.replayedUNetCalls == 4 && eager.replayedUNetCalls == 0, "\(replaying.replayedUNetCalls) UNet replays")
         }
     }
 
