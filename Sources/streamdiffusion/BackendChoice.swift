@@ -40,6 +40,37 @@ func makeBackend(_ name: String?, device: Int?, vulkanWeights: String? = nil, dt
     return try VulkanBackend(options: .init(deviceIndex: device, allowCPU: true, weightStorage: vulkanWeightStorage(vulkanWeights)))
 }
 
+/// Where a command computes: the options every model-running command and stream benchmark shares.
+struct BackendOptions: ParsableArguments {
+    @Option(help: "Compute precision: fp32 or bf16 (default: bf16 where the CPU has AVX-512 BF16).")
+    var dtype: String?
+
+    @Option(help: "Thread count (default: every core).")
+    var threads: Int?
+
+    @Option(name: .customLong("backend"), help: "Compute backend: cpu or vulkan (default: vulkan when a Vulkan GPU is present, else cpu).")
+    var backendName: String?
+
+    @Option(help: "Vulkan device index (see `streamdiffusion devices`; default: the first discrete, then integrated GPU).")
+    var device: Int?
+
+    @Option(help: "Vulkan weight storage: fp32 (default) or fp16 (convolution and linear weights rounded to fp16: half the memory; activations stay fp32).")
+    var vulkanWeights: String?
+
+    func validate() throws { try validateBackend(backendName, device: device, vulkanWeights: vulkanWeights) }
+
+    func backend() throws -> any Backend {
+        try makeBackend(backendName, device: device, vulkanWeights: vulkanWeights, dtype: dtype, threads: threads)
+    }
+
+    /// The same choice as command-line arguments (for a subprocess of this binary).
+    var arguments: [String] {
+        [("--dtype", dtype), ("--threads", threads.map(String.init)), ("--backend", backendName),
+         ("--device", device.map(String.init)), ("--vulkan-weights", vulkanWeights)]
+            .flatMap { flag, value in value.map { [flag, $0] } ?? [] }
+    }
+}
+
 /// `streamdiffusion devices`: the Vulkan devices `--device` can name.
 struct DevicesCommand: ParsableCommand {
     static let configuration = CommandConfiguration(

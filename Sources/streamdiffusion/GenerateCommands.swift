@@ -41,20 +41,7 @@ struct StreamOptions: ParsableArguments {
     @Option(help: "Image height (multiple of 8; default: the model's native size).")
     var height: Int?
 
-    @Option(help: "Compute precision: fp32 or bf16 (default: bf16 where the CPU has AVX-512 BF16).")
-    var dtype: String?
-
-    @Option(help: "Thread count (default: every core).")
-    var threads: Int?
-
-    @Option(name: .customLong("backend"), help: "Compute backend: cpu or vulkan (default: vulkan when a Vulkan GPU is present, else cpu).")
-    var backendName: String?
-
-    @Option(help: "Vulkan device index (see `streamdiffusion devices`; default: the first discrete, then integrated GPU).")
-    var device: Int?
-
-    @Option(help: "Vulkan weight storage: fp32 (default) or fp16 (convolution and linear weights rounded to fp16: half the memory; activations stay fp32).")
-    var vulkanWeights: String?
+    @OptionGroup var compute: BackendOptions
 
     @Option(help: "VAE: the model's own (default), 'taesd' (madebyollin/taesd from the cache) or a TAESD folder.")
     var vae: String?
@@ -69,7 +56,6 @@ struct StreamOptions: ParsableArguments {
     var noDenoisingBatch = false
 
     func validate() throws {
-        try validateBackend(backendName, device: device, vulkanWeights: vulkanWeights)
         if let cfgType, CFGType(rawValue: cfgType) == nil { throw ValidationError("--cfg-type must be none, full, self or initialize") }
         for (name, side) in [("--width", width), ("--height", height)] {
             if let side, side <= 0 || side % 8 != 0 { throw ValidationError("\(name) must be a positive multiple of 8 (got \(side))") }
@@ -97,11 +83,9 @@ struct StreamOptions: ParsableArguments {
         return p
     }
 
-    func backend() throws -> any Backend { try makeBackend(backendName, device: device, vulkanWeights: vulkanWeights, dtype: dtype, threads: threads) }
-
     /// Loads the model, its scheduler and the backend, printing what was loaded.
     func load() throws -> (StableDiffusionModel, LCMScheduler, any Backend) {
-        let backend = try self.backend()
+        let backend = try compute.backend()
         let start = Date()
         let tinyVAE = vae == "taesd" ? "madebyollin/taesd" : (vae == "kl" ? nil : vae)
         let model = try StableDiffusionModel.load(DefaultModel.argument(model), backend: backend, tinyVAE: tinyVAE,

@@ -59,7 +59,6 @@ struct ScalingBenchCommand: ParsableCommand {
         var mode = "img2img stream batch, cfg none"
         var memoryMethod: String
         var latencyDefinition = "S × call time: from the start of the call a frame enters to the end of the call that returns it"
-        var device = "CPU (no GPU backend in this build)"
         var rows: [Row] = []
     }
 
@@ -158,9 +157,8 @@ struct ScalingBenchCommand: ParsableCommand {
         var arguments = ["bench", "scaling", "--steps", "\(steps)", "--frame-buffer-sizes", "\(frames)", "--size", "\(size)",
                          "--memory", "child", "--json", "--repeats", "\(models.repeats)", "--layouts", models.layouts,
                          "--tokenizer", models.tokenizer, "--cache", models.cache]
-        for (flag, value) in [("--model", models.model), ("--dtype", models.dtype), ("--threads", models.threads.map(String.init))] {
-            if let value { arguments += [flag, value] }
-        }
+        if let model = models.model { arguments += ["--model", model] }
+        arguments += models.compute.arguments
         let process = Process()
         process.executableURL = binary
         process.arguments = arguments

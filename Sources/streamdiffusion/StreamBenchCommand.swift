@@ -139,7 +139,7 @@ struct StreamBenchCommand: ParsableCommand {
             defer { try? FileManager.default.removeItem(at: clip) }
             rows += try peerComparison(ours: rows, sizes: sizeList, rcfg: (small, indices(4, img2img: true)),
                                        steps: (small, multiStep, stepList), sequential: indices(4, img2img: true),
-                                       similarity: (clip.path, clipFrames), threads: (backend as? CPUBackend)?.threads ?? models.threads ?? ProcessInfo.processInfo.activeProcessorCount, tokenizer: models.tokenizer)
+                                       similarity: (clip.path, clipFrames), threads: (backend as? CPUBackend)?.threads ?? models.compute.threads ?? ProcessInfo.processInfo.activeProcessorCount, tokenizer: models.tokenizer)
         }
 
         if !json { print("\n== Scaling: frame_buffer_size (frames per call), img2img 1 step, \(small)²") }

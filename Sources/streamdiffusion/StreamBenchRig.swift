@@ -90,20 +90,7 @@ struct StreamBenchModelOptions: ParsableArguments {
     @Option(help: "A model folder or cached hub id to time (default: the sd-turbo architecture with random weights).")
     var model: String?
 
-    @Option(help: "Compute precision: fp32 or bf16 (default: bf16 where the CPU has AVX-512 BF16).")
-    var dtype: String?
-
-    @Option(help: "Thread count (default: every core).")
-    var threads: Int?
-
-    @Option(name: .customLong("backend"), help: "Compute backend: cpu or vulkan (default: vulkan when a Vulkan GPU is present, else cpu).")
-    var backendName: String?
-
-    @Option(help: "Vulkan device index (see `streamdiffusion devices`).")
-    var device: Int?
-
-    @Option(help: "Vulkan weight storage: fp32 (default) or fp16 (convolution and linear weights rounded to fp16: half the memory; activations stay fp32).")
-    var vulkanWeights: String?
+    @OptionGroup var compute: BackendOptions
 
     @Option(help: "Timed calls per measurement (the median is reported).")
     var repeats = 3
@@ -119,7 +106,7 @@ struct StreamBenchModelOptions: ParsableArguments {
 
     func rig(log: @escaping (String) -> Void) throws -> StreamBenchRig {
         guard repeats >= 1 else { throw ValidationError("--repeats must be ≥ 1") }
-        let backend = try makeBackend(backendName, device: device, vulkanWeights: vulkanWeights, dtype: dtype, threads: threads)
+        let backend = try compute.backend()
         if let model { return try .loaded(model, backend: backend, repeats: repeats) }
         return try .synthetic(backend: backend, layouts: layouts, cache: cache, tokenizer: tokenizer, repeats: repeats, log: log)
     }
