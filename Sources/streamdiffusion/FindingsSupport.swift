@@ -21,12 +21,15 @@ enum BenchList {
     }
 }
 
-/// Prints `value` as one pretty-printed JSON object with sorted keys.
-func printJSON(_ value: some Encodable) throws {
+/// `value` as pretty-printed JSON with sorted keys (every bench's `--json` output).
+func jsonText(_ value: some Encodable) throws -> String {
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-    print(String(decoding: try encoder.encode(value), as: UTF8.self))
+    return String(decoding: try encoder.encode(value), as: UTF8.self)
 }
+
+/// Prints `value` as one JSON object (`jsonText`).
+func printJSON(_ value: some Encodable) throws { print(try jsonText(value)) }
 
 /// The longest run of consecutive `true` values (0 when there is none).
 func longestRun(_ flags: [Bool]) -> Int {

@@ -214,9 +214,5 @@ struct ModelsReport: Encodable {
 
     init(threads: Int, size: Int) { (self.threads, self.size) = (threads, size) }
 
-    func json() throws -> String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        return String(decoding: try encoder.encode(self), as: UTF8.self)
-    }
+    func json() throws -> String { try jsonText(self) }
 }

@@ -18,12 +18,6 @@ struct SeedsBenchReport: Encodable {
     }
     let model: String, backend: String, size: Int
     var comparisons: [Comparison] = []
-
-    func printJSON() throws {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        print(String(decoding: try encoder.encode(self), as: UTF8.self))
-    }
 }
 
 /// Shared by both commands: time txt2img at `steps` with the given cfg and batching.
@@ -75,7 +69,7 @@ struct ComponentsBenchCommand: ParsableCommand {
             .init(section: "Combined Pipeline", baselineLabel: "Baseline (sequential, full CFG)", oursLabel: "StreamDiffusion",
                   steps: steps, baselineMs: baseline, oursMs: selfCFG),
         ]
-        if json { return try report.printJSON() }
+        if json { return try printJSON(report) }
         for c in report.comparisons {
             print("\n=== \(c.section) ===\n\(c.baselineLabel): \(ms(c.baselineMs))\n\(c.oursLabel): \(ms(c.oursMs))\n"
                   + String(format: "Speedup: %.2f×", c.speedup))
@@ -127,6 +121,6 @@ struct ThroughputBenchCommand: ParsableCommand {
                 print("| \(n)-step denoising | \(ms(c.baselineMs)) | \(ms(c.oursMs)) | " + String(format: "%.2f× |", c.speedup))
             }
         }
-        if json { try report.printJSON() }
+        if json { try printJSON(report) }
     }
 }

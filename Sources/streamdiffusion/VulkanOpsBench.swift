@@ -65,10 +65,6 @@ extension OpsBenchCommand {
                 }
             }
         }
-        if json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            print(String(decoding: try encoder.encode(report), as: UTF8.self))
-        }
+        if json { try printJSON(report) }
     }
 }
