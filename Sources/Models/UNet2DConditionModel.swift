@@ -14,6 +14,10 @@ public struct UNet2DConditionModel: Sendable {
     let normOut: GroupNorm
     let convOut: Conv2d
     let backend: any Backend
+    /// The transformer models in call order (down blocks, mid block, up blocks), and their blocks'
+    /// count: the cross-attention layers a `CrossAttentionContext` holds, in that order.
+    let transformers: [Transformer2DModel]
+    let crossAttentionLayers: Int
 
     struct DownBlock: Sendable {
         var resnets: [ResnetBlock2D]
@@ -102,6 +106,8 @@ public struct UNet2DConditionModel: Sendable {
             previous = out
         }
         self.up = up
+        transformers = down.flatMap(\.attentions) + [mid.1] + up.flatMap(\.attentions)
+        crossAttentionLayers = transformers.reduce(0) { $0 + $1.blocks.count }
 
         normOut = try GroupNorm(scope("conv_norm_out"), groups: groups, channels: channels[0], eps: eps)
         convOut = try Conv2d(scope("conv_out"), inChannels: channels[0], outChannels: config.outChannels, kernel: 3)
@@ -113,11 +119,6 @@ public struct UNet2DConditionModel: Sendable {
     public func callAsFunction(_ sample: Tensor, timesteps: [Float], context: Tensor) throws -> Tensor {
         try checkInputs(sample, timesteps, context)
         return try self(sample, timesteps: timesteps, context: crossAttention(context))
-    }
-
-    /// The transformer models in call order: down blocks, mid block, up blocks.
-    var transformers: [Transformer2DModel] {
-        down.flatMap(\.attentions) + [mid.1] + up.flatMap(\.attentions)
     }
 
     /// The prompt's keys and values for every cross-attention layer, computed once (`context`:
@@ -132,9 +133,8 @@ public struct UNet2DConditionModel: Sendable {
     /// As `callAsFunction(_:timesteps:context:)` with the prompt's keys and values already projected.
     public func callAsFunction(_ sample: Tensor, timesteps: [Float], context: CrossAttentionContext) throws -> Tensor {
         try checkInputs(sample, timesteps, context.embeddings)
-        let layerCount = transformers.reduce(0) { $0 + $1.blocks.count }
-        guard context.layers.count == layerCount else {
-            throw ModelError.badInput(model: "UNet", reason: "cross-attention context has \(context.layers.count) layers, this UNet \(layerCount)")
+        guard context.layers.count == crossAttentionLayers else {
+            throw ModelError.badInput(model: "UNet", reason: "cross-attention context has \(context.layers.count) layers, this UNet \(crossAttentionLayers)")
         }
         // Each transformer model takes the next `blocks.count` key/value pairs.
         var cursor = 0
